@@ -1,0 +1,1 @@
+/* base64.c: to be written */

@@ -1,0 +1,75 @@
+/* envelope.h: the MessagePack records that travel through Redis.
+ *
+ * 1. Envelope (gateway -> chatmi:{q}:inbound), a map:
+ *      {"v":1, "u":user, "s":session, "n":node, "t":recv_ms, "e":"json"|"msgpack", "p":<bin payload>}
+ *    `u` comes from authentication only, never from the client's payload.
+ *    `p` is the client's request exactly as received (one WebSocket message).
+ *
+ * 2. Delivery (worker -> per-user channel chatmi:{u:<user>}), an array:
+ *      [session or nil, <bin: one server message, a packed map>]
+ *    With a session, only that session gets it (ack, error, replies); with
+ *    nil, every session of the user on every gateway does (message).
+ *
+ * 3. Fan-out job (ingest -> chatmi:{q}:fanout), a map:
+ *      {"v":1, "c":conv, "r":[user, ...], "m":<bin: the packed "message" map>}
+ *
+ * Decoding is zero-copy: the strings of a decoded record point into the
+ * caller's input buffer (or the msgpack_unpacked the caller passes), which
+ * must outlive them. Every decoder checks types and bounds and returns -1
+ * with a message in err on anything malformed; none allocates except through
+ * the msgpack_unpacked the caller owns and destroys. */
+#ifndef CHATMI_COMMON_ENVELOPE_H
+#define CHATMI_COMMON_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+enum cm_encoding { CM_ENC_JSON = 0, CM_ENC_MSGPACK = 1 };
+
+#define CM_ENVELOPE_VERSION 1
+#define CM_SESSION_MAX 64
+#define CM_NODE_MAX 64
+
+struct cm_envelope {
+    const char *user;    size_t user_len;
+    const char *session; size_t session_len;
+    const char *node;    size_t node_len;
+    int64_t recv_ms;
+    enum cm_encoding enc;
+    const char *payload; size_t payload_len;
+};
+
+/* Appends the packed envelope to buf. 0, or -1 when out of memory. */
+int cm_envelope_pack(msgpack_sbuffer *buf, const struct cm_envelope *e);
+/* `u` must be msgpack_unpacked_init'ed by the caller and destroyed after e is no longer used. */
+int cm_envelope_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_envelope *e,
+                       char *err, size_t errlen);
+
+struct cm_delivery {
+    const char *session; size_t session_len; /* NULL: every session of the user */
+    const char *msg;     size_t msg_len;     /* the packed server message */
+};
+
+int cm_delivery_pack(msgpack_sbuffer *buf, const char *session, size_t session_len,
+                     const char *msg, size_t msg_len);
+int cm_delivery_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_delivery *d,
+                       char *err, size_t errlen);
+
+#define CM_FANOUT_RECIPIENTS_MAX 100000
+
+struct cm_fanout_job {
+    const char *conv; size_t conv_len;
+    const msgpack_object *recipients; /* array of str, each a user id */
+    size_t nrecipients;
+    const char *msg; size_t msg_len;
+};
+
+/* recipients: nrecipients user ids with their lengths. */
+int cm_fanout_job_pack(msgpack_sbuffer *buf, const char *conv, size_t conv_len,
+                       const char *const *recipients, const size_t *recipient_lens, size_t nrecipients,
+                       const char *msg, size_t msg_len);
+int cm_fanout_job_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_fanout_job *j,
+                         char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1 @@
+/* ids.c: to be written */

@@ -1,0 +1,41 @@
+/* jwt.h: HS256 JSON Web Tokens (RFC 7519), verified strictly: the header's
+ * alg must be "HS256" (never "none" or anything else), the signature is
+ * compared in constant time, `exp` is required, `nbf` honoured when present,
+ * `sub` must be a valid user id. */
+#ifndef CHATMI_COMMON_JWT_H
+#define CHATMI_COMMON_JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/ids.h"
+
+enum cm_jwt_result {
+    CM_JWT_OK = 0,
+    CM_JWT_MALFORMED,     /* not three base64url parts of JSON objects, or too long */
+    CM_JWT_BAD_ALG,       /* alg is not HS256 */
+    CM_JWT_BAD_SIGNATURE,
+    CM_JWT_EXPIRED,       /* now >= exp + leeway */
+    CM_JWT_NOT_YET_VALID, /* now < nbf - leeway */
+    CM_JWT_NO_EXP,        /* exp missing or not a number */
+    CM_JWT_BAD_SUB        /* sub missing or not a valid user id */
+};
+
+#define CM_JWT_MAX 4096
+
+/* Verifies token[0..len) against key. On CM_JWT_OK, sub (size CM_USER_MAX + 1)
+ * receives the user id and *exp the expiry (seconds since the epoch). now and
+ * leeway are in seconds. */
+enum cm_jwt_result cm_jwt_verify(const char *token, size_t len, const unsigned char *key, size_t keylen,
+                                 int64_t now, int64_t leeway, char *sub, int64_t *exp);
+
+/* A short reason for logs and the 401 body ("expired", "bad signature"). */
+const char *cm_jwt_result_str(enum cm_jwt_result r);
+
+/* Writes a signed HS256 token {"sub":sub,"exp":exp} (plus "nbf" when nbf > 0)
+ * into out. Returns its length, or 0 when out is too small. For tests and
+ * chatmi-bench. */
+size_t cm_jwt_sign(const char *sub, int64_t exp, int64_t nbf, const unsigned char *key, size_t keylen,
+                   char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,1 @@
+/* opt.c: to be written */

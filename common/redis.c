@@ -1,0 +1,1 @@
+/* redis.c: to be written */

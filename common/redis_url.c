@@ -1,0 +1,1 @@
+/* redis_url.c: to be written */
