@@ -18,7 +18,7 @@ enum cm_jwt_result {
     CM_JWT_EXPIRED,       /* now >= exp + leeway */
     CM_JWT_NOT_YET_VALID, /* now < nbf - leeway */
     CM_JWT_NO_EXP,        /* exp missing or not a number */
-    CM_JWT_BAD_SUB        /* sub missing or not a valid user id */
+    CM_JWT_BAD_SUB        /* sub is a string but not a valid user id (a missing sub is CM_JWT_MALFORMED) */
 };
 
 #define CM_JWT_MAX 4096

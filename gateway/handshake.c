@@ -1,0 +1,1 @@
+/* handshake.c: to be written */
