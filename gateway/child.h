@@ -1,0 +1,75 @@
+/* child.h: one gateway child process: a libevent loop that accepts on the
+ * child's listener and serves HTTP and WebSocket sessions. */
+#ifndef CHATMI_GATEWAY_CHILD_H
+#define CHATMI_GATEWAY_CHILD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/envelope.h"
+#include "gateway/options.h"
+#include "gateway/conn.h"
+#include "gateway/handshake.h"
+#include "gateway/metrics.h"
+#include "gateway/redis_link.h"
+#include "gateway/users.h"
+
+struct gw_child {
+    const struct gw_config *cfg;
+    struct gw_handshake_config hs;
+    int index;
+    char node[CM_NODE_MAX];          /* "g" + 12 hex digits, new at every start */
+    struct event_base *base;
+    int listen_fd;
+    int notify_fd;                   /* pipe to the master */
+    struct event *accept_ev, *accept_retry_ev, *tick_ev, *flush_ev, *term_ev, *int_ev;
+    struct gw_metrics *metrics;
+    struct gw_metrics_slot *stats;   /* this child's slot */
+
+    struct gw_conn **conns;          /* by fd */
+    size_t conns_cap;
+    size_t nconns;                   /* every connection */
+    size_t nsessions;                /* OPEN */
+    uint32_t next_gen;
+    struct gw_conn *handshaking;     /* HTTP connections */
+    struct gw_conn *closing;         /* CLOSING connections */
+
+    struct gw_users users;
+    struct gw_redis redis;
+
+    unsigned char *rbuf;             /* the one read buffer of the child */
+    size_t rbuf_cap;
+    char *index_html;                /* the demo page, read at start */
+    size_t index_len;
+    struct gw_buf *ping;             /* one ping frame shared by every session */
+    int heartbeat_s;
+    uint64_t ticks;
+
+    int draining;
+    int64_t drain_start_ms, drain_end_ms;
+    size_t drain_initial;
+    int ready_sent;                  /* last readiness told to the master */
+    int exit_status;
+};
+
+/* Runs the child until it has drained or failed. Returns its exit status
+ * (GW_EXIT_FATAL when it cannot start at all). */
+int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int notify_fd, struct gw_metrics *metrics);
+
+/* Lists of connections (handshaking, closing). */
+void gw_child_list_add(struct gw_conn **head, struct gw_conn *c);
+void gw_child_list_del(struct gw_conn **head, struct gw_conn *c);
+
+/* The session with this id on this child, or NULL. */
+struct gw_conn *gw_child_find_session(struct gw_child *ch, const char *id, size_t len);
+
+/* Tells the master whether the child is ready (Redis up, not draining). */
+void gw_child_update_ready(struct gw_child *ch);
+
+/* Asks the loop to run gw_users_flush soon (once per loop pass). */
+void gw_child_schedule_flush(struct gw_child *ch);
+
+/* A delivery from a user's channel: to one session or all of that user's. */
+void gw_child_deliver(struct gw_child *ch, struct gw_user *u, const char *data, size_t len);
+
+#endif

@@ -1,0 +1,708 @@
+/* conn.c: a client connection: HTTP request head, routing, the WebSocket
+ * upgrade, frames in through wslay, frames out through the shared-buffer
+ * queue, close handshake and lingering close. */
+#include <config.h>
+
+#include "conn.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "gateway/child.h"
+#include "gateway/frame.h"
+#include "gateway/http.h"
+
+#define CLOSE_WAIT_MS 2000          /* after our close/response: wait this long for the peer */
+#define WRITE_BUDGET (256 * 1024)   /* bytes per write event, so one client cannot starve others */
+#define HTTP_BUF_MAX (GW_HTTP_HEAD_MAX + 4096)
+
+struct gw_http_buf {
+    size_t len, cap;
+    char data[];
+};
+
+struct gw_conn_io {
+    wslay_event_context_ptr ws;
+    struct gw_frame_scan scan;
+    const unsigned char *in;   /* the bytes wslay reads next */
+    size_t in_len;
+};
+
+static void on_event(evutil_socket_t fd, short what, void *arg);
+static int ws_input(struct gw_conn *c, const unsigned char *data, size_t len);
+
+/* ---- state and events -------------------------------------------------- */
+
+static void set_writing(struct gw_conn *c, int on)
+{
+    if ((c->writing != 0) == (on != 0))
+        return;
+    event_del(&c->ev);
+    event_assign(&c->ev, c->child->base, c->fd, EV_READ | EV_PERSIST | (on ? EV_WRITE : 0), on_event, c);
+    event_add(&c->ev, NULL);
+    c->writing = (uint8_t)(on != 0);
+}
+
+/* The one place a connection changes state; keeps lists and gauges right. */
+static void set_state(struct gw_conn *c, enum gw_conn_state to)
+{
+    struct gw_child *ch = c->child;
+    switch (c->state) {
+    case GW_CONN_HTTP:
+        gw_child_list_del(&ch->handshaking, c);
+        break;
+    case GW_CONN_OPEN:
+        gw_users_detach(ch, c);
+        ch->nsessions--;
+        gw_metric_add(ch->stats, GW_M_CONNS_OPEN, -1);
+        break;
+    case GW_CONN_CLOSING:
+        gw_child_list_del(&ch->closing, c);
+        break;
+    }
+    c->state = (uint8_t)to;
+    switch (to) {
+    case GW_CONN_HTTP:
+        gw_child_list_add(&ch->handshaking, c);
+        break;
+    case GW_CONN_OPEN:
+        ch->nsessions++;
+        gw_metric_add(ch->stats, GW_M_CONNS_OPEN, 1);
+        gw_metric_add(ch->stats, GW_M_CONNS_TOTAL, 1);
+        break;
+    case GW_CONN_CLOSING:
+        gw_child_list_add(&ch->closing, c);
+        c->deadline_ms = cm_monotonic_ms() + CLOSE_WAIT_MS;
+        /* The write event runs flush(), which half-closes once output is out. */
+        set_writing(c, 1);
+        break;
+    }
+}
+
+static void free_io(struct gw_conn *c)
+{
+    if (c->io == NULL)
+        return;
+    wslay_event_context_free(c->io->ws);
+    free(c->io);
+    c->io = NULL;
+}
+
+struct gw_conn *gw_conn_new(struct gw_child *ch, int fd)
+{
+    if ((size_t)fd >= ch->conns_cap) {
+        size_t cap = ch->conns_cap ? ch->conns_cap : 1024;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        struct gw_conn **n = realloc(ch->conns, cap * sizeof(*n));
+        if (n == NULL) {
+            close(fd);
+            return NULL;
+        }
+        memset(n + ch->conns_cap, 0, (cap - ch->conns_cap) * sizeof(*n));
+        ch->conns = n;
+        ch->conns_cap = cap;
+    }
+    struct gw_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    c->gen = ++ch->next_gen;
+    c->child = ch;
+    c->state = GW_CONN_HTTP;
+    int64_t now = cm_monotonic_ms();
+    c->last_seen_ms = now;
+    c->deadline_ms = now + (int64_t)(ch->cfg->handshake_timeout * 1000);
+    event_assign(&c->ev, ch->base, fd, EV_READ | EV_PERSIST, on_event, c);
+    if (event_add(&c->ev, NULL) < 0) {
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    gw_child_list_add(&ch->handshaking, c);
+    ch->conns[fd] = c;
+    ch->nconns++;
+    return c;
+}
+
+void gw_conn_free(struct gw_conn *c)
+{
+    struct gw_child *ch = c->child;
+    switch (c->state) {
+    case GW_CONN_HTTP:
+        gw_child_list_del(&ch->handshaking, c);
+        break;
+    case GW_CONN_OPEN:
+        gw_users_detach(ch, c);
+        ch->nsessions--;
+        gw_metric_add(ch->stats, GW_M_CONNS_OPEN, -1);
+        break;
+    case GW_CONN_CLOSING:
+        gw_child_list_del(&ch->closing, c);
+        break;
+    }
+    event_del(&c->ev);
+    close(c->fd);
+    ch->conns[c->fd] = NULL;
+    ch->nconns--;
+    free_io(c);
+    gw_outq_free(c->outq);
+    free(c->http);
+    free(c);
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+/* Writes now when nothing is pending, else queues. No state checks. */
+static int queue_buf(struct gw_conn *c, struct gw_buf *buf)
+{
+    struct gw_child *ch = c->child;
+    size_t off = 0;
+    if (c->outq == NULL) {
+        ssize_t w;
+        do
+            w = write(c->fd, buf->data, buf->len);
+        while (w < 0 && errno == EINTR);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            /* The peer is gone; the read event sees it and frees the connection. */
+            shutdown(c->fd, SHUT_RDWR);
+            return -1;
+        }
+        if (w > 0) {
+            gw_metric_add(ch->stats, GW_M_BYTES_OUT, w);
+            off = (size_t)w;
+        }
+        if (off == buf->len)
+            return 0;
+    }
+    if (gw_outq_push(&c->outq, buf, off) < 0) {
+        shutdown(c->fd, SHUT_RDWR);
+        return -1;
+    }
+    set_writing(c, 1);
+    return 0;
+}
+
+int gw_conn_send(struct gw_conn *c, struct gw_buf *buf)
+{
+    if (c->state != GW_CONN_OPEN)
+        return -1;
+    if (c->outq != NULL && c->outq->bytes + buf->len > c->child->cfg->max_queued_bytes) {
+        gw_metric_add(c->child->stats, GW_M_SLOW_CLOSES, 1);
+        cm_info("slow_client", "session %s:%u queued over %zu bytes: closing with 1013",
+                c->user != NULL ? c->user->name : "?", c->gen, c->child->cfg->max_queued_bytes);
+        gw_conn_close_ws(c, 1013, "output queue full: reconnect and resync");
+        return -1;
+    }
+    gw_metric_add(c->child->stats, GW_M_FRAMES_OUT, 1);
+    return queue_buf(c, buf);
+}
+
+void gw_conn_close_ws(struct gw_conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != GW_CONN_OPEN)
+        return;
+    unsigned char frame[2 + 2 + 125];
+    size_t len = gw_frame_close(frame, code, reason);
+    struct gw_buf *buf = gw_buf_new(len);
+    if (buf != NULL) {
+        memcpy(buf->data, frame, len);
+        queue_buf(c, buf);
+        gw_buf_unref(buf);
+    }
+    c->close_code = code;
+    set_state(c, GW_CONN_CLOSING);
+}
+
+/* Runs from the write event: flush, then half-close a closing connection. */
+static int flush(struct gw_conn *c)
+{
+    if (c->outq != NULL) {
+        ssize_t w = gw_outq_write(c->outq, c->fd, WRITE_BUDGET);
+        if (w < 0) {
+            gw_conn_free(c);
+            return -1;
+        }
+        gw_metric_add(c->child->stats, GW_M_BYTES_OUT, w);
+        if (c->outq->count == 0) {
+            gw_outq_free(c->outq);
+            c->outq = NULL;
+        }
+    }
+    if (c->outq == NULL) {
+        set_writing(c, 0);
+        if (c->state == GW_CONN_CLOSING && !c->wr_shut) {
+            /* Lingering close: the peer sees EOF after our last byte and
+             * closes; closing at once could reset what it has not read. */
+            shutdown(c->fd, SHUT_WR);
+            c->wr_shut = 1;
+        }
+    }
+    return 0;
+}
+
+int gw_conn_send_msg(struct gw_conn *c, const char *msg, size_t len)
+{
+    struct gw_buf *buf;
+    if (c->enc == CM_ENC_MSGPACK) {
+        buf = gw_buf_frame(GW_OP_BINARY, msg, len);
+    } else {
+        msgpack_sbuffer json;
+        msgpack_sbuffer_init(&json);
+        if (cm_msgpack_to_json(msg, len, &json) < 0) {
+            msgpack_sbuffer_destroy(&json);
+            cm_warn("bad_delivery", "a server message could not be turned into JSON; dropped");
+            return -1;
+        }
+        buf = gw_buf_frame(GW_OP_TEXT, json.data, json.size);
+        msgpack_sbuffer_destroy(&json);
+    }
+    if (buf == NULL)
+        return -1;
+    int r = gw_conn_send(c, buf);
+    gw_buf_unref(buf);
+    return r;
+}
+
+size_t gw_conn_session_id(const struct gw_conn *c, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "%s.%x.%x", c->child->node, (unsigned)c->fd, (unsigned)c->gen);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static void send_error(struct gw_conn *c, const char *id, size_t idlen, enum cm_err code, const char *message)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    cm_pack_error(&pk, idlen > 0 ? id : NULL, idlen, code, message);
+    gw_metric_add(c->child->stats, GW_M_ERRORS_SENT, 1);
+    gw_conn_send_msg(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+void gw_conn_send_hello(struct gw_conn *c)
+{
+    char session[128];
+    size_t slen = gw_conn_session_id(c, session, sizeof(session));
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    cm_pack_str(&pk, "op");
+    cm_pack_str(&pk, "hello");
+    cm_pack_str(&pk, "user");
+    cm_pack_strn(&pk, c->user->name, c->user->name_len);
+    cm_pack_str(&pk, "session");
+    cm_pack_strn(&pk, session, slen);
+    cm_pack_str(&pk, "node");
+    cm_pack_str(&pk, c->child->node);
+    cm_pack_str(&pk, "heartbeat");
+    msgpack_pack_int(&pk, c->child->heartbeat_s);
+    c->hello_pending = 0;
+    gw_conn_send_msg(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static void respond(struct gw_conn *c, int status, const char *ctype, const char *body, size_t body_len,
+                    const char *extra)
+{
+    size_t cap = 512 + body_len + (extra ? strlen(extra) : 0);
+    struct gw_buf *buf = gw_buf_new(cap);
+    if (buf != NULL) {
+        size_t n = gw_http_response((char *)buf->data, cap, status, ctype, body, body_len, extra, 1);
+        if (n > 0) {
+            buf->len = (uint32_t)n;
+            queue_buf(c, buf);
+        }
+        gw_buf_unref(buf);
+    }
+    set_state(c, GW_CONN_CLOSING);
+}
+
+static void respond_text(struct gw_conn *c, int status, const char *text, const char *extra)
+{
+    respond(c, status, "text/plain; charset=utf-8", text, strlen(text), extra);
+}
+
+static int path_is(const struct gw_http_request *req, const char *path)
+{
+    size_t n = strlen(path);
+    return req->path_len == n && memcmp(req->path, path, n) == 0;
+}
+
+/* Returns -1 when the connection was freed. */
+static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const char *rest, size_t rest_len)
+{
+    struct gw_child *ch = c->child;
+    if (ch->draining) {
+        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        respond_text(c, 503, "draining: connect to another instance\n", "Retry-After: 1\r\n");
+        return 0;
+    }
+    struct gw_handshake_result res;
+    gw_handshake_check(req, &ch->hs, cm_now_ms() / 1000, &res);
+    if (res.status != 101) {
+        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        cm_debug("handshake_refused", "status %d: %s", res.status, res.reason ? res.reason : "");
+        char body[160];
+        snprintf(body, sizeof(body), "%s\n", res.reason ? res.reason : gw_http_reason(res.status));
+        const char *extra = res.status == 426 ? "Sec-WebSocket-Version: 13\r\n"
+                            : res.status == 401 ? "WWW-Authenticate: Bearer\r\n"
+                                                : NULL;
+        respond_text(c, res.status, body, extra);
+        return 0;
+    }
+    char resp[512];
+    size_t n = gw_handshake_response(&res, resp, sizeof(resp));
+    struct gw_buf *buf = gw_buf_new(n);
+    if (buf == NULL || n == 0) {
+        gw_buf_unref(buf);
+        gw_conn_free(c);
+        return -1;
+    }
+    memcpy(buf->data, resp, n);
+    queue_buf(c, buf);
+    gw_buf_unref(buf);
+    gw_metric_add(ch->stats, GW_M_HANDSHAKE_OK, 1);
+
+    c->enc = (uint8_t)res.enc;
+    c->tokens = ch->cfg->rate_limit.burst;
+    c->tokens_ms = cm_monotonic_ms();
+    c->hello_pending = 1;
+    set_state(c, GW_CONN_OPEN);
+    if (gw_users_attach(ch, c, res.user) < 0) {
+        gw_conn_close_ws(c, 1011, "out of memory");
+        return 0;
+    }
+    if (rest_len > 0)
+        return ws_input(c, (const unsigned char *)rest, rest_len);
+    return 0;
+}
+
+/* Returns -1 when the connection was freed. */
+static int http_input(struct gw_conn *c, const unsigned char *data, size_t len)
+{
+    struct gw_child *ch = c->child;
+    struct gw_http_buf *h = c->http;
+    if (h == NULL || h->len + len > h->cap) {
+        size_t need = (h ? h->len : 0) + len;
+        if (need > HTTP_BUF_MAX)
+            need = HTTP_BUF_MAX;
+        size_t cap = h ? h->cap : 0;
+        if (cap < need) {
+            cap = cap ? cap * 2 : 1024;
+            while (cap < need)
+                cap *= 2;
+            if (cap > HTTP_BUF_MAX)
+                cap = HTTP_BUF_MAX;
+            struct gw_http_buf *n = realloc(h, sizeof(*n) + cap);
+            if (n == NULL) {
+                gw_conn_free(c);
+                return -1;
+            }
+            if (h == NULL)
+                n->len = 0;
+            n->cap = cap;
+            c->http = h = n;
+        }
+    }
+    size_t take = len < h->cap - h->len ? len : h->cap - h->len;
+    memcpy(h->data + h->len, data, take);
+    h->len += take;
+
+    size_t head = gw_http_head_end(h->data, h->len);
+    if (head == 0 || head > GW_HTTP_HEAD_MAX) {
+        if (h->len >= GW_HTTP_HEAD_MAX || head > GW_HTTP_HEAD_MAX)
+            respond_text(c, 431, "request head too large\n", NULL);
+        return 0;
+    }
+    struct gw_http_request req;
+    int status = gw_http_parse(h->data, head, &req);
+    if (status != 0) {
+        respond_text(c, status, status == 431 ? "request head too large\n" : "malformed request\n", NULL);
+        return 0;
+    }
+    if (req.has_body) {
+        respond_text(c, 400, "request bodies are not accepted\n", NULL);
+        return 0;
+    }
+    int known = path_is(&req, "/ws") || path_is(&req, "/") || path_is(&req, "/healthz") ||
+                path_is(&req, "/readyz") || path_is(&req, "/metrics");
+    if (!known) {
+        gw_metric_add(ch->stats, GW_M_HTTP_REQUESTS, 1);
+        respond_text(c, 404, "not found\n", NULL);
+        return 0;
+    }
+    if (req.method != HTTP_GET) {
+        gw_metric_add(ch->stats, GW_M_HTTP_REQUESTS, 1);
+        respond_text(c, 405, "method not allowed\n", "Allow: GET\r\n");
+        return 0;
+    }
+    if (path_is(&req, "/ws")) {
+        int r = upgrade(c, &req, h->data + head, h->len - head);
+        if (r == 0 && c->http != NULL && c->state != GW_CONN_HTTP) {
+            free(c->http);
+            c->http = NULL;
+        }
+        return r;
+    }
+    gw_metric_add(ch->stats, GW_M_HTTP_REQUESTS, 1);
+    if (path_is(&req, "/healthz")) {
+        respond_text(c, 200, "ok\n", NULL);
+    } else if (path_is(&req, "/readyz")) {
+        if (gw_redis_ready(ch) && !ch->draining)
+            respond_text(c, 200, "ready\n", NULL);
+        else
+            respond_text(c, 503, ch->draining ? "draining\n" : "redis unavailable\n", NULL);
+    } else if (path_is(&req, "/metrics")) {
+        char *text;
+        size_t tlen;
+        if (gw_metrics_render(ch->metrics, &text, &tlen) < 0) {
+            respond_text(c, 500, "out of memory\n", NULL);
+        } else {
+            respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, tlen, NULL);
+            free(text);
+        }
+    } else if (ch->index_html != NULL) {
+        respond(c, 200, "text/html; charset=utf-8", ch->index_html, ch->index_len,
+                "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n");
+    } else {
+        respond_text(c, 404, "demo page not installed (see --www-dir)\n", NULL);
+    }
+    free(c->http);
+    c->http = NULL;
+    return 0;
+}
+
+/* ---- WebSocket input --------------------------------------------------------- */
+
+static int rate_allows(struct gw_conn *c)
+{
+    const struct cm_rate *r = &c->child->cfg->rate_limit;
+    if (r->per_second <= 0)
+        return 1;
+    int64_t now = cm_monotonic_ms();
+    c->tokens += (double)(now - c->tokens_ms) * r->per_second / 1000.0;
+    if (c->tokens > r->burst)
+        c->tokens = r->burst;
+    c->tokens_ms = now;
+    if (c->tokens < 1.0)
+        return 0;
+    c->tokens -= 1.0;
+    return 1;
+}
+
+static void handle_message(struct gw_conn *c, int opcode, const uint8_t *msg, size_t len)
+{
+    struct gw_child *ch = c->child;
+    gw_metric_add(ch->stats, GW_M_FRAMES_IN, 1);
+    if (opcode == GW_OP_TEXT && !cm_utf8_valid(msg, len)) {
+        gw_conn_close_ws(c, 1007, "text frame is not valid UTF-8");
+        return;
+    }
+    enum cm_encoding enc = opcode == GW_OP_TEXT ? CM_ENC_JSON : CM_ENC_MSGPACK;
+    if (enc != c->enc) {
+        send_error(c, NULL, 0, CM_ERR_BAD_REQUEST,
+                   c->enc == CM_ENC_JSON ? "this session speaks chatmi.v1.json: send text frames"
+                                         : "this session speaks chatmi.v1.msgpack: send binary frames");
+        return;
+    }
+    char id[CM_REQ_ID_MAX + 1];
+    if (!rate_allows(c)) {
+        size_t idlen = cm_request_peek_id(enc, (const char *)msg, len, id);
+        char text[96];
+        snprintf(text, sizeof(text), "too many requests: at most %g per second, bursts of %g",
+                 ch->cfg->rate_limit.per_second, ch->cfg->rate_limit.burst);
+        send_error(c, id, idlen, CM_ERR_RATE_LIMITED, text);
+        return;
+    }
+    char session[128];
+    size_t slen = gw_conn_session_id(c, session, sizeof(session));
+    struct cm_envelope e = {
+        .user = c->user->name,
+        .user_len = c->user->name_len,
+        .session = session,
+        .session_len = slen,
+        .node = ch->node,
+        .node_len = strlen(ch->node),
+        .recv_ms = cm_now_ms(),
+        .enc = enc,
+        .payload = (const char *)msg,
+        .payload_len = len,
+    };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int r = cm_envelope_pack(&sb, &e);
+    if (r == 0)
+        r = gw_redis_push(ch, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (r < 0) {
+        size_t idlen = cm_request_peek_id(enc, (const char *)msg, len, id);
+        send_error(c, id, idlen, CM_ERR_UNAVAILABLE, "the message queue is unavailable: retry shortly");
+        return;
+    }
+    gw_metric_add(ch->stats, GW_M_REQUESTS_QUEUED, 1);
+}
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user_data)
+{
+    (void)flags;
+    struct gw_conn_io *io = ((struct gw_conn *)user_data)->io;
+    if (io->in_len == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < io->in_len ? len : io->in_len;
+    memcpy(buf, io->in, n);
+    io->in += n;
+    io->in_len -= n;
+    return (ssize_t)n;
+}
+
+/* wslay's own frames (pong, its close replies) join the normal output. */
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                          void *user_data)
+{
+    (void)flags;
+    struct gw_conn *c = user_data;
+    struct gw_buf *buf = gw_buf_new(len);
+    if (buf == NULL) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    memcpy(buf->data, data, len);
+    queue_buf(c, buf);
+    gw_buf_unref(buf);
+    return (ssize_t)len;
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user_data)
+{
+    (void)ctx;
+    struct gw_conn *c = user_data;
+    if (c->state != GW_CONN_OPEN)
+        return;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        handle_message(c, arg->opcode, arg->msg, arg->msg_length);
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+    .recv_callback = ws_recv_cb,
+    .send_callback = ws_send_cb,
+    .on_msg_recv_callback = ws_msg_cb,
+};
+
+/* Returns -1 when the connection was freed. */
+static int ws_input(struct gw_conn *c, const unsigned char *data, size_t len)
+{
+    if (c->io == NULL) {
+        struct gw_conn_io *io = calloc(1, sizeof(*io));
+        if (io == NULL || wslay_event_context_server_init(&io->ws, &ws_callbacks, c) != 0) {
+            free(io);
+            gw_conn_free(c);
+            return -1;
+        }
+        wslay_event_config_set_max_recv_msg_length(io->ws, c->child->cfg->max_message_bytes);
+        c->io = io;
+    }
+    struct gw_conn_io *io = c->io;
+    gw_frame_scan_feed(&io->scan, data, len);
+    io->in = data;
+    io->in_len = len;
+    int r = wslay_event_recv(io->ws);
+    if (r != 0) {
+        gw_conn_free(c);
+        return -1;
+    }
+    if (c->state == GW_CONN_OPEN) {
+        /* Pongs, close replies, and wslay's own closes (1002, 1009). */
+        if (wslay_event_send(io->ws) != 0) {
+            gw_conn_free(c);
+            return -1;
+        }
+        if (wslay_event_get_close_sent(io->ws)) {
+            c->close_code = wslay_event_get_status_code_sent(io->ws);
+            set_state(c, GW_CONN_CLOSING);
+        }
+    }
+    if (c->state != GW_CONN_OPEN || gw_frame_scan_idle(&io->scan))
+        free_io(c);
+    return 0;
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+static void on_readable(struct gw_conn *c)
+{
+    struct gw_child *ch = c->child;
+    ssize_t n;
+    do
+        n = read(c->fd, ch->rbuf, ch->rbuf_cap);
+    while (n < 0 && errno == EINTR);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        gw_conn_free(c);
+        return;
+    }
+    if (n < 0)
+        return;
+    gw_metric_add(ch->stats, GW_M_BYTES_IN, n);
+    c->last_seen_ms = cm_monotonic_ms();
+    switch (c->state) {
+    case GW_CONN_HTTP:
+        http_input(c, ch->rbuf, (size_t)n);
+        break;
+    case GW_CONN_OPEN:
+        ws_input(c, ch->rbuf, (size_t)n);
+        break;
+    default:
+        break; /* closing: whatever the peer still sends is dropped */
+    }
+}
+
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct gw_conn *c = arg;
+    if ((what & EV_WRITE) && flush(c) < 0)
+        return;
+    if (what & EV_READ)
+        on_readable(c);
+}
+
+void gw_conn_check_deadline(struct gw_conn *c, int64_t now_ms)
+{
+    if (now_ms < c->deadline_ms)
+        return;
+    if (c->state == GW_CONN_HTTP)
+        cm_debug("handshake_timeout", "fd %d: no complete request in time", c->fd);
+    gw_conn_free(c);
+}
+
+void gw_conn_heartbeat(struct gw_conn *c, int64_t now_ms)
+{
+    if (c->state != GW_CONN_OPEN)
+        return;
+    if (now_ms - c->last_seen_ms > 2 * (int64_t)c->child->heartbeat_s * 1000) {
+        gw_conn_close_ws(c, 1001, "heartbeat timeout");
+        return;
+    }
+    gw_conn_send(c, c->child->ping);
+}

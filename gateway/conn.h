@@ -1,0 +1,83 @@
+/* conn.h: one client connection of a gateway child, from accept to close.
+ *
+ * State machine (gw_conn_set_state is the only place that changes it):
+ *   HTTP     reading the request head; on the child's handshake list
+ *   OPEN     WebSocket session; on its user's session list
+ *   CLOSING  close frame or HTTP response queued; on the child's closing
+ *            list until the output is flushed and the peer is gone, or the
+ *            close deadline passes
+ * An idle OPEN connection is this struct and its one event: the wslay
+ * context (`io`), the output queue and the HTTP buffer are allocated only
+ * while something is in flight. */
+#ifndef CHATMI_GATEWAY_CONN_H
+#define CHATMI_GATEWAY_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "gateway/outq.h"
+
+struct gw_child;
+struct gw_user;
+struct gw_conn_io;
+struct gw_http_buf;
+
+enum gw_conn_state { GW_CONN_HTTP = 0, GW_CONN_OPEN, GW_CONN_CLOSING };
+
+struct gw_conn {
+    int fd;
+    uint32_t gen;                 /* makes the session id unique within the child */
+    uint8_t state;                /* enum gw_conn_state */
+    uint8_t enc;                  /* enum cm_encoding of the session */
+    uint8_t hello_pending;        /* OPEN: hello waits for the user's subscription */
+    uint8_t close_now;            /* CLOSING: close the socket once output is flushed */
+    uint8_t writing;              /* EV_WRITE is part of the event */
+    uint8_t wr_shut;              /* CLOSING: SHUT_WR done */
+    uint16_t close_code;          /* the close code sent, for logs */
+    struct event ev;
+    struct gw_child *child;
+    struct gw_user *user;         /* OPEN */
+    struct gw_conn *prev, *next;  /* HTTP/CLOSING: child's list; OPEN: the user's sessions */
+    struct gw_conn_io *io;        /* OPEN and mid-frame: wslay state */
+    struct gw_outq *outq;         /* unwritten output */
+    struct gw_http_buf *http;     /* HTTP: the request head so far */
+    int64_t deadline_ms;          /* HTTP: handshake timeout; CLOSING: give up */
+    int64_t last_seen_ms;         /* last byte received */
+    double tokens;                /* rate limit bucket */
+    int64_t tokens_ms;
+};
+
+/* Takes an accepted, non-blocking socket. NULL (socket closed) when out of memory. */
+struct gw_conn *gw_conn_new(struct gw_child *child, int fd);
+
+/* Queues a shared buffer (a frame) to the connection: written at once when
+ * nothing is pending, else appended to its queue. Past --max-queued-bytes
+ * the session is closed with 1013. Returns 0, or -1 when the connection
+ * is closing or was closed for it. */
+int gw_conn_send(struct gw_conn *c, struct gw_buf *buf);
+
+/* Queues a close frame with code and reason and moves to CLOSING. */
+void gw_conn_close_ws(struct gw_conn *c, uint16_t code, const char *reason);
+
+/* Closes the socket and frees everything now. Never call it from inside
+ * one of the connection's own wslay callbacks. */
+void gw_conn_free(struct gw_conn *c);
+
+/* Sends a packed server message (MessagePack) in the session's encoding. */
+int gw_conn_send_msg(struct gw_conn *c, const char *msg, size_t len);
+
+/* The hello frame, once the user's channel is subscribed. */
+void gw_conn_send_hello(struct gw_conn *c);
+
+/* Writes the session id ("<node>.<fd hex>.<gen hex>") into out (size >= 96). */
+size_t gw_conn_session_id(const struct gw_conn *c, char *out, size_t outlen);
+
+/* Per-second housekeeping: handshake and close deadlines. */
+void gw_conn_check_deadline(struct gw_conn *c, int64_t now_ms);
+
+/* Heartbeat visit: ping, or drop a session silent for two periods. */
+void gw_conn_heartbeat(struct gw_conn *c, int64_t now_ms);
+
+#endif

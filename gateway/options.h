@@ -1,0 +1,59 @@
+/* options.h: the gateway's options (contract sections 1 and 6), parsed once
+ * by the master before it forks; children inherit a read-only copy. */
+#ifndef CHATMI_GATEWAY_OPTIONS_H
+#define CHATMI_GATEWAY_OPTIONS_H
+
+#include <stddef.h>
+
+#include "common/net.h"
+#include "common/opt.h"
+#include "common/redis_url.h"
+#include "gateway/handshake.h"
+
+struct gw_config {
+    /* as given */
+    char *listen;
+    long processes;
+    char *redis_url_text;
+    int auth;                 /* enum gw_auth_mode */
+    char *jwt_secret;
+    char *jwt_secret_file;
+    double jwt_leeway;
+    char *allowed_origins_text;
+    int log_format;           /* enum cm_log_format */
+    char *log_level_text;
+    size_t max_message_bytes;
+    struct cm_rate rate_limit;
+    size_t max_queued_bytes;
+    double handshake_timeout;
+    double heartbeat;
+    double drain_seconds;
+    char *www_dir;
+
+    /* derived by gw_config_load */
+    char host[CM_NET_HOST_MAX];
+    int port;
+    int log_level;
+    struct cm_redis_url redis;
+    unsigned char *jwt_key;   /* from --jwt-secret or the file; NULL with auth none */
+    size_t jwt_key_len;
+    char **origins;           /* split --allowed-origins */
+    size_t norigins;
+};
+
+enum { GW_CONFIG_OK = 0, GW_CONFIG_EXIT = 1, GW_CONFIG_ERROR = -1 };
+
+/* Parses argv and the environment into cfg and checks every value.
+ * GW_CONFIG_EXIT after --help/--version; GW_CONFIG_ERROR with a message naming
+ * the option in err (the caller exits 2). */
+int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* One line with the effective configuration, secrets masked. */
+void gw_config_describe(const struct gw_config *cfg, char *buf, size_t buflen);
+
+/* The handshake's view of the configuration (points into cfg). */
+void gw_config_handshake(const struct gw_config *cfg, struct gw_handshake_config *hs);
+
+void gw_config_free(struct gw_config *cfg);
+
+#endif

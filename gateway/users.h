@@ -1,0 +1,67 @@
+/* users.h: the users with a session on this child, their sessions, and
+ * their per-user channel subscription.
+ *
+ * Subscription state of a user (the first session subscribes, the last
+ * one leaving unsubscribes; one SUBSCRIBE/UNSUBSCRIBE is in flight at a
+ * time per channel, because hiredis keeps one callback per channel and an
+ * overlapping UNSUBSCRIBE reply would drop a new SUBSCRIBE's callback):
+ *   NONE --first session--> QUEUED --batch flushed--> SUBSCRIBING
+ *   SUBSCRIBING --confirmed--> SUBSCRIBED (hello to waiting sessions)
+ *   SUBSCRIBED --last session gone--> UNSUBSCRIBING --confirmed--> freed,
+ *                                     or QUEUED again if a session came back
+ *   any --Redis subscription link lost--> NONE (freed if it has no session) */
+#ifndef CHATMI_GATEWAY_USERS_H
+#define CHATMI_GATEWAY_USERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "common/ids.h"
+
+struct gw_child;
+struct gw_conn;
+
+enum gw_sub_state { GW_SUB_NONE = 0, GW_SUB_QUEUED, GW_SUB_SUBSCRIBING, GW_SUB_SUBSCRIBED, GW_SUB_UNSUBSCRIBING };
+
+struct gw_user {
+    UT_hash_handle hh;
+    struct gw_conn *sessions;  /* doubly linked through gw_conn.prev/next */
+    uint32_t nsessions;
+    uint8_t state;             /* enum gw_sub_state */
+    uint8_t name_len;
+    char name[CM_USER_MAX + 1];
+};
+
+struct gw_users {
+    struct gw_user *table;     /* uthash head */
+    struct gw_user **queued;   /* users waiting for the next SUBSCRIBE batch */
+    size_t nqueued, queued_cap;
+    size_t nsubscribed;
+};
+
+/* Adds an OPEN session to its user (created when new) and starts the
+ * subscription if needed; sends hello at once when already subscribed.
+ * -1 when out of memory. */
+int gw_users_attach(struct gw_child *ch, struct gw_conn *c, const char *user);
+
+/* Removes a session from its user; the last one leaving unsubscribes. */
+void gw_users_detach(struct gw_child *ch, struct gw_conn *c);
+
+struct gw_user *gw_users_find(struct gw_child *ch, const char *name, size_t len);
+
+/* Sends the queued SUBSCRIBE batch (many channels per command). */
+void gw_users_flush(struct gw_child *ch);
+
+/* Subscription replies from Redis for a user's channel. */
+void gw_users_on_subscribed(struct gw_child *ch, struct gw_user *u);
+void gw_users_on_unsubscribed(struct gw_child *ch, struct gw_user *u);
+
+/* The subscription link went down: every user back to NONE, users without
+ * sessions freed. And up again: every user queued. */
+void gw_users_link_down(struct gw_child *ch);
+void gw_users_link_up(struct gw_child *ch);
+
+void gw_users_free_all(struct gw_child *ch);
+
+#endif
