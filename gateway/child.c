@@ -372,6 +372,13 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     cm_debug("child_ready", "child %d serving as node %s", index, ch.node);
 
     event_base_dispatch(ch.base);
+    /* Freeing the signal events restores the default action; a second
+     * SIGTERM during teardown must not kill us half way, so block it. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop, NULL);
 
     cm_info("child_stopped", "child %d (node %s) stopped", index, ch.node);
     teardown(&ch);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/redis_url.h"
 #include "gateway/options.h"
 #include "gateway/master.h"
 
@@ -29,6 +30,9 @@ int main(int argc, char **argv)
     char desc[2048];
     gw_config_describe(&cfg, desc, sizeof(desc));
     cm_info("config", "%s", desc);
+    char redis[512];
+    cm_redis_url_describe(&cfg.redis, redis, sizeof(redis));
+    cm_info("config_redis", "redis-url=%s", redis);
     if (cfg.auth == GW_AUTH_NONE)
         cm_warn("auth_none", "AUTHENTICATION IS OFF (--auth none): anyone can connect as any user. "
                              "Development only; never expose this instance.");

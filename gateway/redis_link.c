@@ -46,8 +46,38 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     connect_both(arg);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* A link counts as up once a PING has an answer: the AUTH and SELECT queued
+ * ahead of it have then succeeded too. */
+static void on_ping(redisAsyncContext *ac, void *reply, void *priv)
 {
+    (void)priv;
+    redisReply *rep = reply;
+    struct gw_child *ch = ac->data;
+    struct gw_redis *r = &ch->redis;
+    if (rep == NULL)
+        return; /* the link went down before the answer */
+    if (rep->type == REDIS_REPLY_ERROR) {
+        cm_error("redis_refused", "Redis refused the connection: %s", rep->str);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (ac == r->sub) {
+        r->sub_up = 1;
+        gw_users_link_up(ch);
+    } else if (ac == r->cmd) {
+        r->cmd_up = 1;
+        gw_redis_heartbeat(ch);
+    }
+    if (r->cmd_up && r->sub_up) {
+        r->backoff_ms = 0;
+        cm_info("redis_connected", "connected to Redis");
+    }
+    gw_child_update_ready(ch);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
     struct gw_child *ch = ac->data;
     struct gw_redis *r = &ch->redis;
     int is_sub = ac == r->sub;
@@ -61,22 +91,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
         gw_child_update_ready(ch);
         return;
     }
-    if (is_sub) {
-        r->sub_up = 1;
-        gw_users_link_up(ch);
-    } else {
-        r->cmd_up = 1;
-        gw_redis_heartbeat(ch);
-    }
-    if (r->cmd_up && r->sub_up) {
-        r->backoff_ms = 0;
-        cm_info("redis_connected", "connected to Redis");
-    }
-    gw_child_update_ready(ch);
+    redisAsyncCommand(ac, on_ping, NULL, "PING");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
+    (void)status;
     struct gw_child *ch = ac->data;
     struct gw_redis *r = &ch->redis;
     if (ac == r->sub) {
@@ -87,8 +107,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         r->cmd = NULL;
         r->cmd_up = 0;
     }
-    if (status != REDIS_OK) {
-        cm_warn("redis_disconnected", "lost Redis: %s", ac->errstr);
+    if (r->retry_ev != NULL) { /* NULL: we are stopping */
+        cm_warn("redis_disconnected", "lost Redis: %s", ac->errstr[0] ? ac->errstr : "closed");
         gw_metric_add(ch->stats, GW_M_REDIS_RECONNECTS, 1);
         schedule_retry(ch);
     }
