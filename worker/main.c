@@ -1,1 +1,243 @@
-int main(void) { return 0; }
+/* main.c: chatmi-worker: options, signals, the connection's life and the
+ * main loop (docs/architecture.md, "Worker"). */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "worker/fanout.h"
+#include "worker/ingest.h"
+#include "worker/options.h"
+#include "worker/queue.h"
+#include "worker/worker.h"
+
+/* Longest a BLMOVE waits, so a stop request is seen within a second. */
+#define WAIT_MAX_S 1.0
+/* Stage all can block on one list only (inbound); fan-out jobs queued by
+ * ingest-only workers wait at most this long for it. */
+#define WAIT_ALL_S 0.25
+#define STATS_EVERY_MS 60000
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void setup_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void init_keys(struct wk_keys *k, const char *id)
+{
+    cm_key_queue(k->inbound, "inbound");
+    cm_key_queue(k->fanout, "fanout");
+    cm_key_queue_proc(k->inbound_proc, "inbound", id);
+    cm_key_queue_proc(k->fanout_proc, "fanout", id);
+    cm_key_queue_proc(k->inbound_proc_prefix, "inbound", "");
+    cm_key_queue_proc(k->fanout_proc_prefix, "fanout", "");
+    cm_key_queue(k->workers, "workers");
+    cm_key_queue(k->dead, "dead");
+}
+
+/* Sleeps ms milliseconds or until a stop is requested. */
+static void nap(long ms)
+{
+    int64_t end = cm_monotonic_ms() + ms;
+    while (!stop_requested) {
+        int64_t left = end - cm_monotonic_ms();
+        if (left <= 0)
+            break;
+        if (left > 100)
+            left = 100;
+        struct timespec ts = {0, (long)left * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Connects (and loads the scripts), retrying with backoff until it works or
+ * a stop is requested. 0 when connected, -1 when stopping. */
+static int connect_with_backoff(struct wk *w)
+{
+    char err[512];
+    for (unsigned attempt = 0; !stop_requested; attempt++) {
+        if (conn_open(&w->conn, &w->cfg->url, err, sizeof err) == 0) {
+            if (attempt > 0)
+                cm_info("redis_connected", "connected to Redis after %u attempts", attempt + 1);
+            return 0;
+        }
+        long ms = conn_backoff_ms(attempt);
+        cm_warn("redis_connect", "%s; retrying in %ld ms", err, ms);
+        nap(ms);
+    }
+    return -1;
+}
+
+/* Takes one batch from queue (waiting up to wait_s when it is empty and
+ * wait_s > 0) and processes it. 1 when it did work, 0 when the queue was
+ * empty, -1 on a connection failure. */
+static int run_batch(struct wk *w, int ingest, double wait_s)
+{
+    const char *q = ingest ? w->keys.inbound : w->keys.fanout;
+    const char *proc = ingest ? w->keys.inbound_proc : w->keys.fanout_proc;
+    struct queue_batch b;
+    memset(&b, 0, sizeof b);
+
+    int rc = queue_take(&w->conn, q, proc, w->cfg->batch, &b);
+    if (rc == 0 && b.n == 0 && wait_s > 0) {
+        rc = queue_wait(&w->conn, q, proc, wait_s, &b);
+        /* Whatever arrived with the first item joins its batch. */
+        if (rc == 0 && b.n == 1 && w->cfg->batch > 1)
+            rc = queue_take(&w->conn, q, proc, w->cfg->batch - 1, &b);
+    }
+    if (rc == 0 && b.n > 0)
+        rc = ingest ? ingest_run(w, &b) : fanout_run(w, &b);
+    int did = b.n > 0;
+    queue_batch_free(&b);
+    return rc < 0 ? -1 : did;
+}
+
+/* Finishes what this worker had in hand when it lost Redis (or what a
+ * previous run with the same --worker-id left). 0 or -1. */
+static int recover(struct wk *w)
+{
+    for (int ingest = 1; ingest >= 0; ingest--) {
+        struct queue_batch b;
+        memset(&b, 0, sizeof b);
+        const char *proc = ingest ? w->keys.inbound_proc : w->keys.fanout_proc;
+        int rc = queue_pending(&w->conn, proc, &b);
+        if (rc == 0 && b.n > 0) {
+            cm_info("recover", "redoing %zu items left in %s", b.n, proc);
+            rc = ingest ? ingest_run(w, &b) : fanout_run(w, &b);
+        }
+        queue_batch_free(&b);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void log_stats(const struct wk *w)
+{
+    const struct wk_stats *s = &w->stats;
+    cm_info("stats", "requests=%llu errors=%llu sends=%llu deliveries=%llu dead=%llu",
+            (unsigned long long)s->requests, (unsigned long long)s->errors, (unsigned long long)s->sends,
+            (unsigned long long)s->deliveries, (unsigned long long)s->dead);
+}
+
+/* One turn of the loop: heartbeat when due, then a batch of each stage;
+ * blocks (up to a second) only when every queue it works was empty. */
+static int step(struct wk *w, int64_t *next_beat)
+{
+    const struct wk_config *cfg = w->cfg;
+    int64_t now = cm_monotonic_ms();
+    if (now >= *next_beat) {
+        if (queue_beat(&w->conn, &w->keys, cfg->worker_id, cfg->heartbeat_ms * WK_HEARTBEAT_MISSES) < 0)
+            return -1;
+        *next_beat = now + cfg->heartbeat_ms;
+    }
+    double wait_s = (double)cfg->heartbeat_ms / 1000.0;
+    if (wait_s > WAIT_MAX_S)
+        wait_s = WAIT_MAX_S;
+
+    int did = 0, rc;
+    if (cfg->stage != WK_STAGE_FANOUT) {
+        if ((rc = run_batch(w, 1, cfg->stage == WK_STAGE_INGEST ? wait_s : 0)) < 0)
+            return -1;
+        did |= rc;
+    }
+    if (cfg->stage != WK_STAGE_INGEST) {
+        if ((rc = run_batch(w, 0, cfg->stage == WK_STAGE_FANOUT ? wait_s : 0)) < 0)
+            return -1;
+        did |= rc;
+    }
+    /* Stage all: both lists were empty; wait on inbound, where new work
+     * starts (fan-out jobs come from ingest batches, ours included). */
+    if (wait_s > WAIT_ALL_S)
+        wait_s = WAIT_ALL_S;
+    if (!did && cfg->stage == WK_STAGE_ALL && !stop_requested && run_batch(w, 1, wait_s) < 0)
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct wk_config cfg;
+    switch (wk_options_parse(argc, argv, &cfg)) {
+    case WK_OPTIONS_OK:
+        break;
+    case WK_OPTIONS_EXIT:
+        return 0;
+    case WK_OPTIONS_ERROR:
+    default:
+        return 2;
+    }
+    setup_signals();
+
+    struct wk w;
+    memset(&w, 0, sizeof w);
+    w.cfg = &cfg;
+    init_keys(&w.keys, cfg.worker_id);
+
+    int ready = 0, connected = 0;
+    unsigned failures = 0; /* consecutive failed turns: backs off a Redis that refuses work */
+    int64_t next_beat = 0, next_stats = cm_monotonic_ms() + STATS_EVERY_MS;
+    struct wk_stats last = w.stats;
+    while (!stop_requested) {
+        if (!connected) {
+            if (connect_with_backoff(&w) < 0)
+                break;
+            connected = 1;
+            next_beat = 0;
+            if (queue_beat(&w.conn, &w.keys, cfg.worker_id, cfg.heartbeat_ms * WK_HEARTBEAT_MISSES) < 0 ||
+                recover(&w) < 0) {
+                cm_error("redis_lost", "Redis failed while recovering (%s); reconnecting", conn_errstr(&w.conn));
+                conn_close(&w.conn);
+                connected = 0;
+                nap(conn_backoff_ms(failures++));
+                continue;
+            }
+            if (!ready) {
+                cm_info("ready", "worker %s ready: stage %s, batch %ld", cfg.worker_id, wk_stage_name(cfg.stage),
+                        cfg.batch);
+                ready = 1;
+            }
+        }
+        if (step(&w, &next_beat) < 0) {
+            cm_error("redis_lost", "Redis failed (%s); reconnecting", conn_errstr(&w.conn));
+            conn_close(&w.conn);
+            connected = 0;
+            nap(conn_backoff_ms(failures++));
+            continue;
+        }
+        failures = 0;
+        if (cm_monotonic_ms() >= next_stats) {
+            if (memcmp(&last, &w.stats, sizeof last) != 0)
+                log_stats(&w);
+            last = w.stats;
+            next_stats = cm_monotonic_ms() + STATS_EVERY_MS;
+        }
+    }
+    /* Every batch taken was finished (step returns only between batches):
+     * nothing is in hand, so leave the heartbeat set cleanly. */
+    if (connected)
+        (void)queue_forget(&w.conn, &w.keys, cfg.worker_id);
+    conn_close(&w.conn);
+    log_stats(&w);
+    cm_info("exit", "worker %s stopped", cfg.worker_id);
+    return 0;
+}

@@ -1,0 +1,132 @@
+/* options.c: option table and checks (options.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/opt.h"
+#include "worker/options.h"
+
+static const char *const stage_names[] = {"ingest", "fanout", "all"};
+
+const char *wk_stage_name(enum wk_stage s)
+{
+    return (unsigned)s < 3 ? stage_names[s] : "?";
+}
+
+/* Worker ids become part of key names: keep them to a safe alphabet. */
+static int valid_worker_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > WK_WORKER_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '-' || c == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+/* <hostname>-<pid>-<random>: unique across restarts, so a restarted worker
+ * never mistakes a dead predecessor's batch for its own. */
+static int default_worker_id(char *out, size_t outlen)
+{
+    char host[65] = "worker", rnd[9];
+    if (gethostname(host, sizeof host) < 0)
+        strcpy(host, "worker");
+    host[sizeof host - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '.'))
+            *p = '_';
+    if (cm_random_hex(rnd, 4) < 0)
+        return -1;
+    snprintf(out, outlen, "%s-%ld-%s", host[0] ? host : "worker", (long)getpid(), rnd);
+    return 0;
+}
+
+enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config *cfg)
+{
+    char *redis_url = NULL, *worker_id = NULL;
+    int stage = WK_STAGE_ALL, log_format = 0, log_level = 1;
+    long batch = 64, history_max = 10000;
+    double idem_ttl = 86400, heartbeat = 2;
+    size_t max_text = 4096;
+    char err[512];
+
+    const struct cm_opt opts[] = {
+        {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", NULL, 0, 0, 1,
+         "redis://[user:password@]host:port[/db]", &redis_url},
+        {"stage", CM_OPT_ENUM, "all", NULL, "ingest|fanout|all", 0, 0, 0,
+         "which queues to work: ingest (inbound), fanout, or all (alternating)", &stage},
+        {"batch", CM_OPT_INT, "64", NULL, NULL, 1, WK_BATCH_MAX, 0, "queue items taken per round trip", &batch},
+        {"history-max", CM_OPT_INT, "10000", NULL, NULL, 1, 100000000, 0,
+         "messages kept per conversation (newest)", &history_max},
+        {"idempotency-ttl", CM_OPT_SECONDS, "86400", NULL, NULL, 1, 31536000, 0,
+         "how long a send id is remembered for retries", &idem_ttl},
+        {"max-text-bytes", CM_OPT_BYTES, "4096", NULL, NULL, 1, 1048576, 0, "largest message text (UTF-8 bytes)",
+         &max_text},
+        {"worker-id", CM_OPT_STRING, NULL, "<hostname>-<pid>-<random>", NULL, 0, 0, 0,
+         "names this worker's processing lists; unique per running worker", &worker_id},
+        {"heartbeat", CM_OPT_SECONDS, "2", NULL, NULL, 0.1, 60, 0,
+         "heartbeat period; a worker silent for 5 periods is reaped", &heartbeat},
+        {"log-format", CM_OPT_ENUM, "text", NULL, "text|json", 0, 0, 0, "log records as text or JSON lines",
+         &log_format},
+        {"log-level", CM_OPT_ENUM, "info", NULL, "debug|info|warn|error", 0, 0, 0, "lowest level logged",
+         &log_level},
+    };
+    const size_t nopts = sizeof opts / sizeof opts[0];
+    enum wk_options_result res = WK_OPTIONS_ERROR;
+
+    memset(cfg, 0, sizeof *cfg);
+    enum cm_opt_result pr = cm_opt_parse(opts, nopts, argc, argv, "Usage: chatmi-worker [OPTIONS]",
+                                         "chatmi-worker " PACKAGE_VERSION, err, sizeof err);
+    if (pr == CM_OPT_EXIT) {
+        res = WK_OPTIONS_EXIT;
+        goto out;
+    }
+    if (pr != CM_OPT_OK) {
+        fprintf(stderr, "chatmi-worker: %s\n", err);
+        goto out;
+    }
+    if (!redis_url || cm_redis_url_parse(redis_url, &cfg->url, err, sizeof err) < 0) {
+        fprintf(stderr, "chatmi-worker: --redis-url: %s\n", redis_url ? err : "missing");
+        goto out;
+    }
+    if (cfg->url.kind != CM_REDIS_PLAIN) {
+        fprintf(stderr, "chatmi-worker: --redis-url: only redis:// is supported in this version\n");
+        goto out;
+    }
+    if (worker_id && !valid_worker_id(worker_id)) {
+        fprintf(stderr, "chatmi-worker: --worker-id: 1 to %d characters of A-Z a-z 0-9 _ . - :\n",
+                WK_WORKER_ID_MAX);
+        goto out;
+    }
+    if (worker_id) {
+        strcpy(cfg->worker_id, worker_id);
+    } else if (default_worker_id(cfg->worker_id, sizeof cfg->worker_id) < 0) {
+        fprintf(stderr, "chatmi-worker: --worker-id: no random bytes for the default\n");
+        goto out;
+    }
+    cfg->stage = (enum wk_stage)stage;
+    cfg->batch = batch;
+    cfg->history_max = history_max;
+    cfg->idem_ttl_s = (long)(idem_ttl + 0.5);
+    cfg->max_text_bytes = max_text;
+    cfg->heartbeat_ms = (int64_t)(heartbeat * 1000 + 0.5);
+
+    cm_log_init("chatmi-worker", log_format == 1 ? CM_LOG_JSON : CM_LOG_TEXT, (enum cm_log_level)log_level);
+    char desc[2048], url[512];
+    cm_opt_describe(opts, nopts, desc, sizeof desc);
+    cm_redis_url_describe(&cfg->url, url, sizeof url);
+    cm_info("config", "%s; effective redis=%s worker-id=%s", desc, url, cfg->worker_id);
+    res = WK_OPTIONS_OK;
+out:
+    cm_opt_free(opts, nopts);
+    return res;
+}

@@ -1,0 +1,63 @@
+/* worker.h: the worker's configuration and its one context struct, passed
+ * to every stage (no global state besides the signal flag in main.c). */
+#ifndef CHATMI_WORKER_WORKER_H
+#define CHATMI_WORKER_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/keys.h"
+#include "common/redis_url.h"
+#include "worker/conn.h"
+
+/* In the order of the --stage choices. */
+enum wk_stage { WK_STAGE_INGEST = 0, WK_STAGE_FANOUT = 1, WK_STAGE_ALL = 2 };
+
+#define WK_WORKER_ID_MAX 128
+/* Keeps the take script's unpack() well inside Lua's stack limit. */
+#define WK_BATCH_MAX 1000
+/* A dead worker is reaped this many heartbeats after its last one. */
+#define WK_HEARTBEAT_MISSES 5
+
+struct wk_config {
+    enum wk_stage stage;
+    long batch;
+    long history_max;
+    long idem_ttl_s;
+    size_t max_text_bytes;
+    int64_t heartbeat_ms;
+    char worker_id[WK_WORKER_ID_MAX + 1];
+    struct cm_redis_url url;
+};
+
+/* Every queue key, built once at start with common/keys.h. The proc
+ * prefixes ("chatmi:{q}:inbound:proc:") let the reaper script name other
+ * workers' processing lists. */
+struct wk_keys {
+    char inbound[CM_KEY_MAX];
+    char fanout[CM_KEY_MAX];
+    char inbound_proc[CM_KEY_MAX];
+    char fanout_proc[CM_KEY_MAX];
+    char inbound_proc_prefix[CM_KEY_MAX];
+    char fanout_proc_prefix[CM_KEY_MAX];
+    char workers[CM_KEY_MAX];
+    char dead[CM_KEY_MAX];
+};
+
+/* Counters for the periodic stats log line. */
+struct wk_stats {
+    uint64_t requests;   /* envelopes that decoded */
+    uint64_t errors;     /* error replies */
+    uint64_t sends;      /* messages stored */
+    uint64_t dead;       /* poison records sent to the dead list */
+    uint64_t deliveries; /* fan-out PUBLISHes */
+};
+
+struct wk {
+    const struct wk_config *cfg;
+    struct wk_conn conn;
+    struct wk_keys keys;
+    struct wk_stats stats;
+};
+
+#endif
