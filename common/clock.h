@@ -2,6 +2,7 @@
 #ifndef CHATMI_COMMON_CLOCK_H
 #define CHATMI_COMMON_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 int64_t cm_now_ms(void);        /* wall clock, milliseconds since the epoch */

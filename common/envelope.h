@@ -27,6 +27,14 @@
 
 enum cm_encoding { CM_ENC_JSON = 0, CM_ENC_MSGPACK = 1 };
 
+/* Unpacks exactly one MessagePack value filling all of data[0..len) into u
+ * (zero-copy, as above). The bytes are first walked without allocating, so a
+ * hostile length cannot make msgpack-c reserve more than about 24 times len.
+ * 0, or -1 with a message in err (truncated, trailing bytes, malformed, or
+ * nested deeper than msgpack-c allows). Used by every decoder here and in
+ * proto.c. */
+int cm_msgpack_unpack_one(const char *data, size_t len, msgpack_unpacked *u, char *err, size_t errlen);
+
 #define CM_ENVELOPE_VERSION 1
 #define CM_SESSION_MAX 64
 #define CM_NODE_MAX 64

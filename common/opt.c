@@ -1,1 +1,451 @@
-/* opt.c: to be written */
+/* opt.c: table-driven long options with environment fallbacks (opt.h). */
+#include "common/opt.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ENV_PREFIX "CHATMI_"
+#define ENV_MAX 128
+
+static void env_name(const char *name, char *out, size_t outlen)
+{
+    size_t n = (size_t)snprintf(out, outlen, "%s", ENV_PREFIX);
+    for (const char *p = name; *p && n + 1 < outlen; p++)
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+int cm_opt_parse_bytes(const char *s, size_t *out, char *err, size_t errlen)
+{
+    static const struct {
+        const char *suffix;
+        unsigned shift;
+    } units[] = {
+        {"", 0},   {"b", 0},   {"k", 10},  {"kb", 10},  {"kib", 10}, {"m", 20},
+        {"mb", 20}, {"mib", 20}, {"g", 30}, {"gb", 30}, {"gib", 30},
+    };
+    const char *p = s;
+    uint64_t v = 0;
+
+    if (s == NULL || !isdigit((unsigned char)*p))
+        goto bad;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            goto bad;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(p, units[i].suffix) == 0) {
+            if (units[i].shift > 0 && v > (SIZE_MAX >> units[i].shift))
+                goto bad;
+            *out = (size_t)(v << units[i].shift);
+            return 0;
+        }
+    }
+bad:
+    snprintf(err, errlen, "expected a size like 65536, 64k or 1MiB, got \"%s\"", s ? s : "");
+    return -1;
+}
+
+int cm_opt_parse_seconds(const char *s, double *out, char *err, size_t errlen)
+{
+    char *end;
+    double v, scale;
+
+    if (s == NULL || !(isdigit((unsigned char)*s) || *s == '.'))
+        goto bad;
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || errno != 0 || !isfinite(v))
+        goto bad;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        scale = 1;
+    else if (strcmp(end, "ms") == 0)
+        scale = 0.001;
+    else if (strcmp(end, "m") == 0)
+        scale = 60;
+    else if (strcmp(end, "h") == 0)
+        scale = 3600;
+    else
+        goto bad;
+    *out = v * scale;
+    return 0;
+bad:
+    snprintf(err, errlen, "expected a duration like 10, 2.5, 500ms, 10s or 1m, got \"%s\"", s ? s : "");
+    return -1;
+}
+
+static int parse_nonneg(const char *s, const char *stop, double *out)
+{
+    char *end;
+    if (!(isdigit((unsigned char)*s) || *s == '.'))
+        return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || end != stop || errno != 0 || !isfinite(v) || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cm_opt_parse_rate(const char *s, struct cm_rate *out, char *err, size_t errlen)
+{
+    double rate, burst;
+    const char *slash;
+
+    if (s == NULL)
+        goto bad;
+    slash = strchr(s, '/');
+    if (parse_nonneg(s, slash ? slash : s + strlen(s), &rate) < 0)
+        goto bad;
+    if (slash == NULL)
+        burst = rate;
+    else if (parse_nonneg(slash + 1, slash + 1 + strlen(slash + 1), &burst) < 0)
+        goto bad;
+    if (rate == 0) {
+        out->per_second = 0;
+        out->burst = 0;
+        return 0;
+    }
+    if (burst < 1) {
+        snprintf(err, errlen, "burst must be at least 1 when the rate is not 0, got \"%s\"", s);
+        return -1;
+    }
+    out->per_second = rate;
+    out->burst = burst;
+    return 0;
+bad:
+    snprintf(err, errlen, "expected RATE/BURST like 20/40, got \"%s\"", s ? s : "");
+    return -1;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = 1, 0;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = 0, 0;
+    }
+    return -1;
+}
+
+/* Index of s among the '|'-separated choices, or -1. */
+static int enum_index(const char *choices, const char *s)
+{
+    size_t slen = strlen(s);
+    int idx = 0;
+    for (const char *p = choices; p != NULL; idx++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == slen && memcmp(p, s, n) == 0)
+            return idx;
+        p = bar ? bar + 1 : NULL;
+    }
+    return -1;
+}
+
+/* The n-th choice, for cm_opt_describe. */
+static void enum_name(const char *choices, int idx, char *out, size_t outlen)
+{
+    const char *p = choices;
+    for (int i = 0; p != NULL && i < idx; i++) {
+        p = strchr(p, '|');
+        if (p)
+            p++;
+    }
+    if (p == NULL || idx < 0) {
+        snprintf(out, outlen, "%d", idx);
+        return;
+    }
+    const char *bar = strchr(p, '|');
+    snprintf(out, outlen, "%.*s", (int)(bar ? (size_t)(bar - p) : strlen(p)), p);
+}
+
+static int bounded(const struct cm_opt *o)
+{
+    return !(o->min == 0 && o->max == 0);
+}
+
+/* Parses one value into o->dst; on error writes the reason (without the
+ * option's name, which the caller prefixes). */
+static int set_value(const struct cm_opt *o, const char *v, char *err, size_t errlen)
+{
+    switch (o->type) {
+    case CM_OPT_STRING: {
+        char *copy = strdup(v);
+        if (copy == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        /* Not freed first: what dst held before the first parse is the
+         * caller's (often a literal); cm_opt_free() releases our copy. */
+        *(char **)o->dst = copy;
+        return 0;
+    }
+    case CM_OPT_INT: {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || errno != 0 || isspace((unsigned char)*v) ||
+            (bounded(o) && (n < o->min || n > o->max))) {
+            if (bounded(o))
+                snprintf(err, errlen, "expected an integer from %.0f to %.0f, got \"%s\"", o->min, o->max, v);
+            else
+                snprintf(err, errlen, "expected an integer, got \"%s\"", v);
+            return -1;
+        }
+        *(long *)o->dst = n;
+        return 0;
+    }
+    case CM_OPT_BYTES: {
+        size_t n;
+        if (cm_opt_parse_bytes(v, &n, err, errlen) < 0)
+            return -1;
+        if (bounded(o) && ((double)n < o->min || (double)n > o->max)) {
+            snprintf(err, errlen, "must be from %.0f to %.0f bytes, got \"%s\"", o->min, o->max, v);
+            return -1;
+        }
+        *(size_t *)o->dst = n;
+        return 0;
+    }
+    case CM_OPT_SECONDS: {
+        double d;
+        if (cm_opt_parse_seconds(v, &d, err, errlen) < 0)
+            return -1;
+        if (bounded(o) && (d < o->min || d > o->max)) {
+            snprintf(err, errlen, "must be from %g to %g seconds, got \"%s\"", o->min, o->max, v);
+            return -1;
+        }
+        *(double *)o->dst = d;
+        return 0;
+    }
+    case CM_OPT_RATE:
+        return cm_opt_parse_rate(v, o->dst, err, errlen);
+    case CM_OPT_ENUM: {
+        int idx = o->choices ? enum_index(o->choices, v) : -1;
+        if (idx < 0) {
+            snprintf(err, errlen, "expected one of %s, got \"%s\"", o->choices ? o->choices : "(none)", v);
+            return -1;
+        }
+        *(int *)o->dst = idx;
+        return 0;
+    }
+    case CM_OPT_BOOL:
+        if (parse_bool(v, o->dst) < 0) {
+            snprintf(err, errlen, "expected true or false (1/0, yes/no, on/off), got \"%s\"", v);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "unknown option type");
+    return -1;
+}
+
+static const char *metavar(const struct cm_opt *o)
+{
+    switch (o->type) {
+    case CM_OPT_STRING: return "VALUE";
+    case CM_OPT_INT: return "N";
+    case CM_OPT_BYTES: return "SIZE";
+    case CM_OPT_SECONDS: return "DURATION";
+    case CM_OPT_RATE: return "RATE/BURST";
+    case CM_OPT_ENUM: return o->choices ? o->choices : "VALUE";
+    case CM_OPT_BOOL: return "[BOOL]";
+    }
+    return "VALUE";
+}
+
+static void print_help(const struct cm_opt *opts, size_t nopts, const char *usage)
+{
+    char env[ENV_MAX];
+    printf("%s\n\nEvery option can also be set with its environment variable; the flag wins.\n\n"
+           "Options:\n",
+           usage ? usage : "Usage: [OPTIONS]");
+    for (size_t i = 0; i < nopts; i++) {
+        const struct cm_opt *o = &opts[i];
+        env_name(o->name, env, sizeof(env));
+        printf("  --%s %s\n      %s\n      default: %s   env: %s\n", o->name, metavar(o), o->help ? o->help : "",
+               o->def_help ? o->def_help : o->def ? (o->secret ? "***" : o->def) : "none", env);
+    }
+    printf("  --help\n      show this help and exit\n  --version\n      show the version and exit\n");
+}
+
+static const struct cm_opt *find_opt(const struct cm_opt *opts, size_t nopts, const char *name, size_t len)
+{
+    for (size_t i = 0; i < nopts; i++)
+        if (strlen(opts[i].name) == len && memcmp(opts[i].name, name, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int argc, char **argv,
+                                const char *usage, const char *version, char *err, size_t errlen)
+{
+    /* The winning raw text of each option, chosen before anything is parsed:
+     * a bad environment value overridden by a good flag is then no error, and
+     * each string option is allocated once. */
+    const char **raw = NULL;
+    char *from = NULL; /* 'd'efault, 'e'nv, 'f'lag */
+    enum cm_opt_result result = CM_OPT_ERROR;
+    char env[ENV_MAX];
+    char why[256];
+
+    /* --help and --version win over any error elsewhere on the line. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_help(opts, nopts, usage);
+            fflush(stdout);
+            return CM_OPT_EXIT;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("%s\n", version ? version : "");
+            fflush(stdout);
+            return CM_OPT_EXIT;
+        }
+    }
+
+    raw = calloc(nopts ? nopts : 1, sizeof(*raw));
+    from = calloc(nopts ? nopts : 1, 1);
+    if (raw == NULL || from == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nopts; i++) {
+        const char *e;
+        raw[i] = opts[i].def;
+        from[i] = 'd';
+        env_name(opts[i].name, env, sizeof(env));
+        /* An empty variable counts as unset: container environments often
+         * pass every known variable, set or not. */
+        if ((e = getenv(env)) != NULL && *e != '\0')
+            raw[i] = e, from[i] = 'e';
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            snprintf(err, errlen, "unexpected argument \"%s\" (options are --name value)", a);
+            goto out;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const struct cm_opt *o = find_opt(opts, nopts, name, nlen);
+        if (o == NULL) {
+            snprintf(err, errlen, "unknown option --%.*s (see --help)", (int)nlen, name);
+            goto out;
+        }
+        size_t k = (size_t)(o - opts);
+        if (eq != NULL)
+            raw[k] = eq + 1;
+        else if (o->type == CM_OPT_BOOL)
+            raw[k] = "true"; /* never takes the next argument: "--flag x" stays unambiguous */
+        else if (i + 1 < argc)
+            raw[k] = argv[++i];
+        else {
+            snprintf(err, errlen, "--%s: missing value", o->name);
+            goto out;
+        }
+        from[k] = 'f';
+    }
+    for (size_t i = 0; i < nopts; i++) {
+        if (raw[i] == NULL)
+            continue;
+        if (set_value(&opts[i], raw[i], why, sizeof(why)) < 0) {
+            env_name(opts[i].name, env, sizeof(env));
+            if (from[i] == 'e')
+                snprintf(err, errlen, "%s (--%s): %s", env, opts[i].name, why);
+            else if (from[i] == 'd')
+                snprintf(err, errlen, "--%s: bad built-in default: %s", opts[i].name, why);
+            else
+                snprintf(err, errlen, "--%s: %s", opts[i].name, why);
+            goto out;
+        }
+    }
+    result = CM_OPT_OK;
+out:
+    free(raw);
+    free(from);
+    return result;
+}
+
+struct sink {
+    char *p;
+    size_t len, cap;
+};
+
+static void sink_add(struct sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sink_add(struct sink *s, const char *fmt, ...)
+{
+    if (s->cap == 0 || s->len >= s->cap - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        s->len = s->len + (size_t)n < s->cap - 1 ? s->len + (size_t)n : s->cap - 1;
+}
+
+void cm_opt_describe(const struct cm_opt *opts, size_t nopts, char *buf, size_t buflen)
+{
+    struct sink s = {buf, 0, buflen};
+    if (buflen > 0)
+        buf[0] = '\0';
+    for (size_t i = 0; i < nopts; i++) {
+        const struct cm_opt *o = &opts[i];
+        const char *sep = i ? " " : "";
+        char name[64];
+        if (o->secret) {
+            int set = o->type == CM_OPT_STRING ? *(char **)o->dst != NULL : 1;
+            sink_add(&s, "%s%s=%s", sep, o->name, set ? "***" : "(unset)");
+            continue;
+        }
+        switch (o->type) {
+        case CM_OPT_STRING: {
+            const char *v = *(char **)o->dst;
+            sink_add(&s, "%s%s=%s", sep, o->name, v ? v : "(unset)");
+            break;
+        }
+        case CM_OPT_INT: sink_add(&s, "%s%s=%ld", sep, o->name, *(long *)o->dst); break;
+        case CM_OPT_BYTES: sink_add(&s, "%s%s=%zu", sep, o->name, *(size_t *)o->dst); break;
+        case CM_OPT_SECONDS: sink_add(&s, "%s%s=%gs", sep, o->name, *(double *)o->dst); break;
+        case CM_OPT_RATE: {
+            const struct cm_rate *r = o->dst;
+            if (r->per_second == 0)
+                sink_add(&s, "%s%s=off", sep, o->name);
+            else
+                sink_add(&s, "%s%s=%g/%g", sep, o->name, r->per_second, r->burst);
+            break;
+        }
+        case CM_OPT_ENUM:
+            enum_name(o->choices ? o->choices : "", *(int *)o->dst, name, sizeof(name));
+            sink_add(&s, "%s%s=%s", sep, o->name, name);
+            break;
+        case CM_OPT_BOOL: sink_add(&s, "%s%s=%s", sep, o->name, *(int *)o->dst ? "true" : "false"); break;
+        }
+    }
+}
+
+void cm_opt_free(const struct cm_opt *opts, size_t nopts)
+{
+    for (size_t i = 0; i < nopts; i++) {
+        if (opts[i].type == CM_OPT_STRING && opts[i].dst != NULL) {
+            char **dst = opts[i].dst;
+            free(*dst);
+            *dst = NULL;
+        }
+    }
+}

@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "common/envelope.h"
+#include "common/ids.h"
 
 enum cm_op {
     CM_OP_UNKNOWN = 0,
