@@ -1,0 +1,294 @@
+/* test_lifecycle.c: the programs as operators see them (contract sections
+ * 1 and 7): --help/--version, bad option values (exit 2 naming the option,
+ * as flags and as environment variables), SIGTERM (clients closed with
+ * 1001, exit 0), and durability of acked messages across the loss of
+ * gateway and worker processes. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define OUT_MAX 65536
+
+/* ---- command line ----------------------------------------------------------------- */
+
+TestSuite(cli, .timeout = 60);
+
+static int run(const char *const *argv, const char *const *env, char *out)
+{
+    int st = 0;
+    int rc = it_run(argv, env, it_ms(10000), out, OUT_MAX, &st);
+    cr_assert_eq(rc, 0, "%s did not exit within 10 s; output:\n%s", argv[0], out);
+    cr_assert(WIFEXITED(st), "%s died of signal %d; output:\n%s", argv[0], WIFSIGNALED(st) ? WTERMSIG(st) : 0, out);
+    return WEXITSTATUS(st);
+}
+
+Test(cli, gateway_version_and_help)
+{
+    static char out[OUT_MAX];
+    const char *v[] = {it_gateway_bin(), "--version", NULL};
+    cr_assert_eq(run(v, NULL, out), 0, "--version: %s", out);
+    cr_assert(strstr(out, "0.") != NULL || strstr(out, "1.") != NULL, "--version prints no version: %s", out);
+    const char *h[] = {it_gateway_bin(), "--help", NULL};
+    cr_assert_eq(run(h, NULL, out), 0, "--help: %s", out);
+    static const char *flags[] = {"--listen",         "--processes",       "--redis-url",       "--auth",
+                                  "--jwt-secret",     "--jwt-secret-file", "--allowed-origins", "--log-format",
+                                  "--log-level",      "--max-message-bytes", "--rate-limit",    "--max-queued-bytes",
+                                  "--handshake-timeout", "--heartbeat",    "--drain-seconds",   "--www-dir",
+                                  "CHATMI_REDIS_URL", "CHATMI_LISTEN"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        cr_assert_not_null(strstr(out, flags[i]), "--help does not mention %s", flags[i]);
+    /* defaults of the contract */
+    cr_assert_not_null(strstr(out, "0.0.0.0:8080"), "--help does not show the --listen default");
+    cr_assert_not_null(strstr(out, "20/40"), "--help does not show the --rate-limit default");
+    cr_assert_not_null(strstr(out, "65536"), "--help does not show the --max-message-bytes default");
+}
+
+Test(cli, worker_version_and_help)
+{
+    static char out[OUT_MAX];
+    const char *v[] = {it_worker_bin(), "--version", NULL};
+    cr_assert_eq(run(v, NULL, out), 0, "--version: %s", out);
+    const char *h[] = {it_worker_bin(), "--help", NULL};
+    cr_assert_eq(run(h, NULL, out), 0, "--help: %s", out);
+    static const char *flags[] = {"--redis-url",    "--stage",       "--batch",    "--history-max",
+                                  "--idempotency-ttl", "--max-text-bytes", "--worker-id", "--heartbeat",
+                                  "--log-format",   "--log-level"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        cr_assert_not_null(strstr(out, flags[i]), "worker --help does not mention %s", flags[i]);
+}
+
+static int contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = hay; *p; p++)
+        if (strncasecmp(p, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* argv with a safe listen address and an unreachable Redis, so a program
+ * that wrongly accepts the bad value binds nothing public and fails slowly
+ * rather than doing harm; then the bad option. */
+static void expect_exit2(const char *bin, const char *flag, const char *value, const char *names)
+{
+    static char out[OUT_MAX];
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", it_free_port());
+    const char *argv[12];
+    int n = 0;
+    argv[n++] = bin;
+    if (strcmp(bin, it_gateway_bin()) == 0 && strcmp(flag, "--listen") != 0) {
+        argv[n++] = "--listen";
+        argv[n++] = listen;
+    }
+    if (strcmp(flag, "--redis-url") != 0) {
+        argv[n++] = "--redis-url";
+        argv[n++] = "redis://127.0.0.1:1/0";
+    }
+    argv[n++] = flag;
+    if (value != NULL)
+        argv[n++] = value;
+    argv[n] = NULL;
+    int code = run(argv, NULL, out);
+    cr_assert_eq(code, 2, "%s %s %s: exit %d, expected 2; output:\n%s", bin, flag, value ? value : "", code, out);
+    cr_assert(contains_ci(out, names), "%s %s %s: the message does not name %s:\n%s", bin, flag, value ? value : "",
+              names, out);
+}
+
+Test(cli, gateway_bad_values_exit_2)
+{
+    const char *gw = it_gateway_bin();
+    expect_exit2(gw, "--processes", "abc", "processes");
+    expect_exit2(gw, "--processes", "0", "processes");
+    expect_exit2(gw, "--auth", "maybe", "auth");
+    expect_exit2(gw, "--log-format", "xml", "log-format");
+    expect_exit2(gw, "--log-level", "loud", "log-level");
+    expect_exit2(gw, "--max-message-bytes", "lots", "max-message-bytes");
+    expect_exit2(gw, "--rate-limit", "fast/ish", "rate-limit");
+    expect_exit2(gw, "--max-queued-bytes", "-5", "max-queued-bytes");
+    expect_exit2(gw, "--handshake-timeout", "soon", "handshake-timeout");
+    expect_exit2(gw, "--heartbeat", "never", "heartbeat");
+    expect_exit2(gw, "--drain-seconds", "x", "drain-seconds");
+    expect_exit2(gw, "--listen", "nowhere", "listen");
+    expect_exit2(gw, "--listen", "127.0.0.1:99999", "listen");
+    expect_exit2(gw, "--redis-url", "http://127.0.0.1:6379/", "redis-url");
+    expect_exit2(gw, "--bogus-option", "1", "bogus-option");
+    /* jwt (the default) without a key */
+    expect_exit2(gw, "--auth", "jwt", "jwt-secret");
+    expect_exit2(gw, "--jwt-secret-file", "/nonexistent/chatmi.key", "jwt-secret-file");
+}
+
+Test(cli, worker_bad_values_exit_2)
+{
+    const char *w = it_worker_bin();
+    expect_exit2(w, "--batch", "abc", "batch");
+    expect_exit2(w, "--stage", "both", "stage");
+    expect_exit2(w, "--history-max", "many", "history-max");
+    expect_exit2(w, "--max-text-bytes", "huge", "max-text-bytes");
+    expect_exit2(w, "--idempotency-ttl", "forever", "idempotency-ttl");
+    expect_exit2(w, "--log-format", "yaml", "log-format");
+    expect_exit2(w, "--redis-url", "redis://", "redis-url");
+}
+
+Test(cli, bad_values_from_environment_exit_2)
+{
+    static char out[OUT_MAX];
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", it_free_port());
+    const char *argv[] = {it_gateway_bin(), "--listen", listen, "--redis-url", "redis://127.0.0.1:1/0", NULL};
+    const char *env1[] = {"CHATMI_PROCESSES=lots", "CHATMI_AUTH=none", NULL};
+    int code = run(argv, env1, out);
+    cr_assert_eq(code, 2, "CHATMI_PROCESSES=lots: exit %d; output:\n%s", code, out);
+    cr_assert(contains_ci(out, "processes"), "the message does not name the option:\n%s", out);
+
+    const char *wargv[] = {it_worker_bin(), "--redis-url", "redis://127.0.0.1:1/0", NULL};
+    const char *env2[] = {"CHATMI_STAGE=everything", NULL};
+    code = run(wargv, env2, out);
+    cr_assert_eq(code, 2, "CHATMI_STAGE=everything: exit %d; output:\n%s", code, out);
+    cr_assert(contains_ci(out, "stage"), "the message does not name the option:\n%s", out);
+}
+
+/* ---- signals and durability ------------------------------------------------------------ */
+
+TestSuite(lifecycle, .init = it_redis_init, .fini = it_end, .timeout = 60);
+
+Test(lifecycle, gateway_sigterm_closes_1001_and_exits_0)
+{
+    struct it_gw_conf c = {.drain_seconds = "1"};
+    it_gateway_start(&c);
+    it_worker_start(NULL);
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    struct ws *b = it_open(it_port(), "bob", NULL);
+    struct ws *d = it_open(it_port(), "dave", IT_SUBPROTO_MSGPACK);
+    json_decref(it_dm(a, "1", "bob", "before shutdown"));
+
+    cr_assert_eq(kill(it_gw_pid(0), SIGTERM), 0);
+    int64_t t0 = it_mono_ms();
+    struct ws *all[] = {a, b, d};
+    for (int i = 0; i < 3; i++) {
+        int code = ws_wait_close(all[i], it_ms(6000));
+        cr_assert_eq(code, 1001, "%s: close %d on SIGTERM, expected 1001 (going away)", all[i]->name, code);
+    }
+    cr_assert(it_mono_ms() - t0 < it_ms(5000), "clients closed only after %lld ms with --drain-seconds 1",
+              (long long)(it_mono_ms() - t0));
+    int st = -1;
+    cr_assert(it_gateway_signal_wait(0, 0, it_ms(8000), &st), "the gateway master did not exit after SIGTERM");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "gateway exit status %d (signal %d), expected 0",
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    for (int i = 0; i < 3; i++)
+        ws_free(all[i]);
+}
+
+Test(lifecycle, worker_sigterm_exits_0)
+{
+    it_gateway_start(NULL);
+    it_worker_start(NULL);
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    json_decref(it_dm(a, "1", "bob", "x"));
+    int st = -1;
+    cr_assert(it_worker_signal_wait(0, SIGTERM, it_ms(8000), &st), "the worker did not exit after SIGTERM");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker exit status %d (signal %d), expected 0",
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    ws_free(a);
+}
+
+Test(lifecycle, acked_messages_survive_process_loss)
+{
+    it_gateway_start(NULL);
+    it_worker_start(NULL);
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    json_t *ack = it_dm(a, "1", "bob", "durable");
+    char msg_id[128];
+    snprintf(msg_id, sizeof(msg_id), "%s", js(ack, "msg"));
+    json_decref(ack);
+    ws_free(a);
+
+    /* lose every chatmi process at once */
+    cr_assert(it_gateway_signal_wait(0, SIGKILL, it_ms(5000), NULL));
+    cr_assert(it_worker_signal_wait(0, SIGKILL, it_ms(5000), NULL));
+    int gw = it_gateway_start(NULL);
+    it_worker_start(NULL);
+
+    struct ws *b = it_open(it_gw_port(gw), "bob", NULL);
+    json_t *h = it_history(b, "h", "dm:alice:bob", "after", 0, 0);
+    json_t *msgs = json_object_get(h, "messages");
+    it_assert_seq_range(msgs, 1, 1, "history after losing gateway and worker");
+    cr_assert_str_eq(js(json_array_get(msgs, 0), "msg"), msg_id);
+    cr_assert_str_eq(js(json_array_get(msgs, 0), "text"), "durable");
+    json_decref(h);
+    ack = it_dm(b, "2", "alice", "next");
+    cr_assert_eq(ji(ack, "seq"), 2, "seq continues after the restart: %s", jdump(ack));
+    json_decref(ack);
+    ws_free(b);
+}
+
+/* Reads the pids of a process's children from /proc. */
+static int children_of(pid_t pid, pid_t *out, int max)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    int n = 0, p;
+    while (n < max && fscanf(f, "%d", &p) == 1)
+        out[n++] = p;
+    fclose(f);
+    return n;
+}
+
+/* Architecture: the master respawns a child that dies; service goes on. */
+Test(lifecycle, gateway_child_loss_service_continues)
+{
+    it_gateway_start(NULL);
+    it_worker_start(NULL);
+    pid_t kids[8];
+    int n = children_of(it_gw_pid(0), kids, 8);
+    cr_assert_eq(n, 2, "--processes 2 but the master has %d children", n);
+    for (int i = 0; i < n; i++)
+        kill(kids[i], SIGKILL);
+    /* new sessions work again within a bounded time (respawn with backoff) */
+    int64_t deadline = it_mono_ms() + it_ms(15000);
+    struct ws *a = NULL;
+    for (int i = 0; i < 300 && a == NULL && it_mono_ms() < deadline; i++) {
+        char err[256];
+        struct ws_connect_opts o = {.path = "/ws?user=alice", .timeout_ms = 1000};
+        a = ws_open(it_port(), &o, err, sizeof(err));
+        if (a == NULL)
+            it_pause_ms(50);
+    }
+    cr_assert_not_null(a, "no session possible 15 s after the children were killed");
+    /* a full round trip; `unavailable` is a fair answer while a fresh child
+     * is still connecting to Redis, so retry that (bounded) */
+    json_t *r = NULL;
+    for (int i = 0; i < 100 && it_mono_ms() < deadline; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "s%d", i);
+        json_decref(r);
+        r = it_req(a, json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "id", id, "to", "bob", "text", "after respawn"));
+        if (strcmp(js(r, "op"), "error") != 0 || strcmp(js(r, "code"), "unavailable") != 0)
+            break;
+        it_pause_ms(100);
+    }
+    cr_assert_str_eq(js(r, "op"), "ack", "after the children were replaced: %s", jdump(r));
+    json_decref(r);
+    pid_t now[8];
+    int m = 0;
+    for (int i = 0; i < 300 && it_mono_ms() < deadline; i++) {
+        m = children_of(it_gw_pid(0), now, 8);
+        if (m == 2)
+            break;
+        it_pause_ms(50);
+    }
+    cr_assert_eq(m, 2, "the master has %d children 15 s after losing both, expected 2", m);
+    ws_free(a);
+}
