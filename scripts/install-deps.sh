@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# install-deps.sh: install every Debian package chatmi needs to build, run
+# and test (Debian 12 "bookworm").
+#
+# Idempotent: when every package is already installed it does nothing, unless
+# FORCE=1, which runs `apt-get update` and `apt-get install` regardless.
+# APT_UPDATED=1 skips `apt-get update` (the caller just ran it).
+# Needs root, or sudo.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    build-essential autoconf automake libtool pkg-config
+    # libraries
+    libhiredis-dev libevent-dev libwslay-dev libmsgpack-dev libjansson-dev
+    libssl-dev libhttp-parser-dev uthash-dev
+    # tests
+    libcriterion-dev redis-server python3 python3-websockets python3-msgpack
+    # tools for scripts/run-local.sh and debugging
+    valgrind curl ca-certificates
+)
+
+# valgrind needs its Recommends on Debian (libc6-dbg comes as a Depends, gdb
+# and valgrind-dbg are useful); everything else installs fine without.
+WITH_RECOMMENDS=(valgrind)
+
+missing_packages() {
+    local pkg status
+    for pkg in "${PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+        case "$status" in
+            ii*) ;;
+            *) printf '%s\n' "$pkg" ;;
+        esac
+    done
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps.sh: this script needs Debian (dpkg and apt-get); install the packages it lists by hand" >&2
+    exit 1
+fi
+
+mapfile -t missing < <(missing_packages)
+if [ "${#missing[@]}" -eq 0 ] && [ "${FORCE:-0}" != 1 ]; then
+    echo "install-deps.sh: all ${#PACKAGES[@]} packages are installed"
+    exit 0
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps.sh: missing: ${missing[*]}"
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "install-deps.sh: run as root (or install sudo) to install packages" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
+    -o Acquire::Retries=3
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+ok=1
+if [ "${APT_UPDATED:-0}" != 1 ]; then
+    "${APT[@]}" update || ok=0
+fi
+if [ "$ok" = 1 ]; then
+    plain=()
+    for pkg in "${PACKAGES[@]}"; do
+        case " ${WITH_RECOMMENDS[*]} " in
+            *" $pkg "*) ;;
+            *) plain+=("$pkg") ;;
+        esac
+    done
+    "${APT[@]}" install --no-install-recommends "${plain[@]}" || ok=0
+    if [ "$ok" = 1 ]; then
+        "${APT[@]}" install "${WITH_RECOMMENDS[@]}" || ok=0
+    fi
+fi
+
+mapfile -t missing < <(missing_packages)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps.sh: still missing after apt-get: ${missing[*]}" >&2
+    exit 1
+fi
+if [ "$ok" = 0 ]; then
+    # A mirror hiccup must not fail a run whose packages are all in place.
+    echo "install-deps.sh: warning: apt-get failed, but every package is installed; continuing" >&2
+fi
+echo "install-deps.sh: all ${#PACKAGES[@]} packages are installed"
