@@ -319,6 +319,23 @@ void gw_conn_send_hello(struct gw_conn *c)
     msgpack_sbuffer_destroy(&sb);
 }
 
+void gw_conn_send_resync(struct gw_conn *c)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cm_pack_str(&pk, "op");
+    cm_pack_str(&pk, "resync");
+    cm_pack_str(&pk, "reason");
+    cm_pack_str(&pk, "subscription_interrupted");
+    c->resync_pending = 0;
+    gw_metric_add(c->child->stats, GW_M_RESYNCS, 1);
+    gw_conn_send_msg(c, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* ---- HTTP ------------------------------------------------------------------ */
 
 static void respond(struct gw_conn *c, int status, const char *ctype, const char *body, size_t body_len,

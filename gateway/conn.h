@@ -32,6 +32,7 @@ struct gw_conn {
     uint8_t state;                /* enum gw_conn_state */
     uint8_t enc;                  /* enum cm_encoding of the session */
     uint8_t hello_pending;        /* OPEN: hello waits for the user's subscription */
+    uint8_t resync_pending;       /* OPEN: deliveries may have been missed; resync once resubscribed */
     uint8_t close_now;            /* CLOSING: close the socket once output is flushed */
     uint8_t writing;              /* EV_WRITE is part of the event */
     uint8_t wr_shut;              /* CLOSING: SHUT_WR done */
@@ -70,6 +71,11 @@ int gw_conn_send_msg(struct gw_conn *c, const char *msg, size_t len);
 
 /* The hello frame, once the user's channel is subscribed. */
 void gw_conn_send_hello(struct gw_conn *c);
+
+/* Tells the session that deliveries may have been lost while its user's
+ * subscription was down, once the subscription is back: the client then
+ * catches up with convs and history. */
+void gw_conn_send_resync(struct gw_conn *c);
 
 /* Writes the session id ("<node>.<fd hex>.<gen hex>") into out (size >= 96). */
 size_t gw_conn_session_id(const struct gw_conn *c, char *out, size_t outlen);

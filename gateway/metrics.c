@@ -28,6 +28,7 @@ static const struct metric_desc descs[GW_M__COUNT] = {
     [GW_M_REQUESTS_QUEUED] = {"chatmi_gateway_requests_queued_total", "counter", "Requests pushed to the inbound queue"},
     [GW_M_DELIVERIES] = {"chatmi_gateway_deliveries_total", "counter", "Server messages delivered to sessions"},
     [GW_M_ERRORS_SENT] = {"chatmi_gateway_errors_total", "counter", "Error replies sent by the gateway itself"},
+    [GW_M_RESYNCS] = {"chatmi_gateway_resyncs_total", "counter", "Resync messages sent to sessions after a subscription gap"},
     [GW_M_SLOW_CLOSES] = {"chatmi_gateway_slow_client_closes_total", "counter", "Sessions closed for a full output queue"},
     [GW_M_REDIS_RECONNECTS] = {"chatmi_gateway_redis_reconnects_total", "counter", "Redis reconnections"},
     [GW_M_SUBSCRIPTIONS] = {"chatmi_gateway_subscriptions", "gauge", "Per-user channels subscribed"},

@@ -28,6 +28,7 @@ enum gw_counter {
     GW_M_REDIS_RECONNECTS,
     GW_M_SUBSCRIPTIONS,        /* gauge: per-user channels subscribed */
     GW_M_CHILD_STARTS,         /* times a child started in this slot */
+    GW_M_RESYNCS,              /* resync messages sent after a subscription gap */
     GW_M__COUNT
 };
 

@@ -67,7 +67,7 @@ int gw_users_attach(struct gw_child *ch, struct gw_conn *c, const char *name)
         break;
     case GW_SUB_NONE:
         /* With the link down the session waits; link_up queues everyone. */
-        if (ch->redis.sub_up && queue(ch, u) < 0)
+        if (gw_redis_ready(ch) && queue(ch, u) < 0)
             return -1;
         break;
     default:
@@ -156,6 +156,8 @@ void gw_users_on_subscribed(struct gw_child *ch, struct gw_user *u)
         next = c->next;
         if (c->hello_pending)
             gw_conn_send_hello(c);
+        else if (c->resync_pending)
+            gw_conn_send_resync(c);
     }
 }
 
@@ -178,8 +180,15 @@ void gw_users_link_down(struct gw_child *ch)
     struct gw_user *u, *tmp;
     HASH_ITER(hh, ch->users.table, u, tmp) {
         u->state = GW_SUB_NONE;
-        if (u->nsessions == 0)
+        if (u->nsessions == 0) {
             user_free(ch, u);
+            continue;
+        }
+        /* Whatever was published to the channel from now until the new
+         * SUBSCRIBE is confirmed never reaches these sessions. */
+        for (struct gw_conn *c = u->sessions; c != NULL; c = c->next)
+            if (!c->hello_pending)
+                c->resync_pending = 1;
     }
     ch->users.nqueued = 0;
     ch->users.nsubscribed = 0;

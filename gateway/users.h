@@ -9,7 +9,10 @@
  *   SUBSCRIBING --confirmed--> SUBSCRIBED (hello to waiting sessions)
  *   SUBSCRIBED --last session gone--> UNSUBSCRIBING --confirmed--> freed,
  *                                     or QUEUED again if a session came back
- *   any --Redis subscription link lost--> NONE (freed if it has no session) */
+ *   any --Redis subscription link lost--> NONE (freed if it has no session)
+ * A session that already had its hello when the link was lost may have
+ * missed deliveries: it gets a resync message once SUBSCRIBED again (sent
+ * after the confirmation, so whatever the client fetches then is complete). */
 #ifndef CHATMI_GATEWAY_USERS_H
 #define CHATMI_GATEWAY_USERS_H
 

@@ -483,6 +483,42 @@ Test(limits, redis_loss_unavailable)
     ws_free(a);
 }
 
+/* Redis restarted under the gateway: sessions stay open and, once the
+ * gateway has subscribed again, each one that was already live is told to
+ * resync (deliveries published meanwhile were lost to it); a session that
+ * connected during the outage gets its hello instead. Then chat works. */
+Test(limits, redis_restart_resync, .timeout = 90)
+{
+    it_gateway_start(NULL);
+    it_worker_start(NULL);
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    struct ws *b = it_open(it_port(), "bob", NULL);
+    json_decref(it_dm(a, "d1", "bob", "before"));
+    json_decref(it_deliv(b, "dm:alice:bob", 1));
+
+    it_redis_kill();
+    it_redis_restart();
+
+    json_t *ra = ws_wait_op(a, "resync", it_ms(20000));
+    cr_assert_not_null(ra, "alice got no resync after Redis came back (%s, close %d)", a->err, a->close_code);
+    cr_assert_str_eq(js(ra, "reason"), "subscription_interrupted", "%s", jdump(ra));
+    json_decref(ra);
+    json_t *rb = ws_wait_op(b, "resync", it_ms(20000));
+    cr_assert_not_null(rb, "bob got no resync after Redis came back (%s)", b->err);
+    json_decref(rb);
+
+    /* no data survived (no persistence in this Redis): seq starts again at 1 */
+    json_t *ack = it_dm(a, "d2", "bob", "after");
+    cr_assert_eq(ji(ack, "seq"), 1, "%s", jdump(ack));
+    json_decref(ack);
+    json_decref(it_deliv(b, "dm:alice:bob", 1));
+    /* exactly one resync per interruption */
+    it_sync(a, "s1");
+    cr_assert_eq(ws_backlog_count(a, ws_match_op, "resync"), 0, "alice got a second resync");
+    ws_free(a);
+    ws_free(b);
+}
+
 /* A client that stops reading is cut off once its queue passes
  * --max-queued-bytes (close 1013), and recovers with history afterwards. */
 Test(limits, slow_consumer_closed_1013_then_recovers, .timeout = 120)
