@@ -63,7 +63,6 @@ static void on_ping(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (ac == r->sub) {
         r->sub_up = 1;
-        gw_users_link_up(ch);
     } else if (ac == r->cmd) {
         r->cmd_up = 1;
         gw_redis_heartbeat(ch);
@@ -71,6 +70,9 @@ static void on_ping(redisAsyncContext *ac, void *reply, void *priv)
     if (r->cmd_up && r->sub_up) {
         r->backoff_ms = 0;
         cm_info("redis_connected", "connected to Redis");
+        /* Subscribing needs both links (SADD of the node set goes on the
+         * command link), so users are queued only once both answer. */
+        gw_users_link_up(ch);
     }
     gw_child_update_ready(ch);
 }

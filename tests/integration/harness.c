@@ -69,6 +69,8 @@ struct it_env {
 
     int redis_proc;       /* index in procs, -1 */
     int redis_port;
+    int redis_aof;        /* start with appendonly yes, appendfsync always */
+    int redis_starts;     /* names the logs of restarts: redis, redis-1, ... */
     int ngw;
     int gw_proc[IT_MAX_GW];
     int gw_port[IT_MAX_GW];
@@ -740,23 +742,26 @@ void it_stack_init(void)
 
 /* ---- Redis ------------------------------------------------------------------------ */
 
-int it_redis_start(void)
+/* Starts redis-server on port (0: a free one, retried when taken) over the
+ * test's data directory. Returns the port. */
+static int redis_spawn(int fixed_port)
 {
-    cr_assert(IT->redis_proc < 0, "Redis already started");
     char data[PATH_MAX + 16];
     snprintf(data, sizeof(data), "%s/redis-data", IT->dir);
     mkdir(data, 0700);
     char rbuf[PATH_MAX];
     const char *bin = resolve(redis_bin(), rbuf, sizeof(rbuf));
     for (int attempt = 0; attempt < IT_START_ATTEMPTS; attempt++) {
-        int port = it_free_port();
+        int port = fixed_port > 0 ? fixed_port : it_free_port();
         char ports[16];
         snprintf(ports, sizeof(ports), "%d", port);
+        const char *aof = IT->redis_aof ? "yes" : "no";
         const char *argv[] = {bin,      "--port",     ports, "--bind",      "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", data,    "--daemonize", "no",        "--logfile",
-                              "",       "--protected-mode", "no", NULL};
+                              "--appendonly", aof, "--appendfsync", "always", "--dir", data,
+                              "--daemonize", "no", "--logfile", "", "--protected-mode", "no", NULL};
         char name[32];
-        snprintf(name, sizeof(name), attempt == 0 ? "redis" : "redis-%d", attempt);
+        snprintf(name, sizeof(name), IT->redis_starts == 0 ? "redis" : "redis-%d", IT->redis_starts);
+        IT->redis_starts++;
         int idx = proc_start(name, argv, READY_REDIS);
         cr_assert(idx >= 0, "cannot start %s", bin);
         int rc = proc_wait_ready(idx, it_ms(10000));
@@ -772,6 +777,26 @@ int it_redis_start(void)
     }
     cr_assert_fail("redis-server: no free port after %d attempts", IT_START_ATTEMPTS);
     return -1;
+}
+
+int it_redis_start(void)
+{
+    cr_assert(IT->redis_proc < 0, "Redis already started");
+    return redis_spawn(0);
+}
+
+void it_redis_use_aof(void)
+{
+    cr_assert(IT->redis_proc < 0, "it_redis_use_aof must come before it_redis_start");
+    IT->redis_aof = 1;
+}
+
+int it_redis_restart(void)
+{
+    cr_assert(IT->redis_port > 0, "Redis was never started");
+    if (IT->procs[IT->redis_proc].pid > 0)
+        proc_stop(IT->redis_proc, SIGKILL, it_ms(3000), NULL);
+    return redis_spawn(IT->redis_port);
 }
 
 int it_redis_port(void)

@@ -77,6 +77,11 @@ int it_redis_start(void);
 int it_redis_port(void);
 /* SIGKILLs Redis (to test `unavailable`). */
 void it_redis_kill(void);
+/* Kills Redis with SIGKILL if it runs and starts it again on the same port
+ * and data directory (with AOF, nothing acknowledged by Redis is lost). */
+int it_redis_restart(void);
+/* Before it_redis_start: run Redis with appendonly yes, appendfsync always. */
+void it_redis_use_aof(void);
 
 /* Starts a gateway instance; returns its index (0, 1, ...). */
 int it_gateway_start(const struct it_gw_conf *c);
