@@ -13,6 +13,7 @@
 
 #define ENV_PREFIX "CHATMI_"
 #define ENV_MAX 128
+#define CONFIG_FILE_MAX (64 * 1024)
 
 static void env_name(const char *name, char *out, size_t outlen)
 {
@@ -277,6 +278,9 @@ static void print_help(const struct cm_opt *opts, size_t nopts, const char *usag
         printf("  --%s %s\n      %s\n      default: %s   env: %s\n", o->name, metavar(o), o->help ? o->help : "",
                o->def_help ? o->def_help : o->def ? (o->secret ? "***" : o->def) : "none", env);
     }
+    printf("  --config FILE\n      settings file: CHATMI_NAME=value lines (systemd EnvironmentFile syntax);\n"
+           "      environment and flags win over it; the gateway re-reads it on SIGHUP\n"
+           "      default: none   env: CHATMI_CONFIG\n");
     printf("  --help\n      show this help and exit\n  --version\n      show the version and exit\n");
 }
 
@@ -288,6 +292,112 @@ static const struct cm_opt *find_opt(const struct cm_opt *opts, size_t nopts, co
     return NULL;
 }
 
+/* The --config path: the flag (last one wins) or CHATMI_CONFIG; NULL: none.
+ * -1 when the flag has no value. */
+static int config_path(int argc, char **argv, const char **path, char *err, size_t errlen)
+{
+    const char *e = getenv(ENV_PREFIX "CONFIG");
+    *path = e != NULL && *e != '\0' ? e : NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--config: missing value");
+                return -1;
+            }
+            *path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            *path = argv[i] + 9;
+        }
+    }
+    return 0;
+}
+
+/* Reads the whole settings file into a NUL-terminated buffer (*out). */
+static int config_read(const char *path, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(err, errlen, "--config: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    if (buf == NULL) {
+        fclose(f);
+        snprintf(err, errlen, "--config: out of memory");
+        return -1;
+    }
+    size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed || n > CONFIG_FILE_MAX) {
+        snprintf(err, errlen, "--config: %s: %s", path, failed ? "read error" : "larger than 64 KiB");
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return 0;
+}
+
+static char *trim(char *s, char *end)
+{
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+/* Parses "CHATMI_NAME=value" lines in place (blank lines and lines starting
+ * with # or ; are comments; a value may be wrapped in matching quotes) and
+ * sets raw[] for each named option. Every name must be a known option's
+ * variable: a typo is an error, not a silently ignored setting. */
+static int config_apply(const struct cm_opt *opts, size_t nopts, const char *path, char *text, const char **raw,
+                        char *from, char *err, size_t errlen)
+{
+    char env[ENV_MAX];
+    int lineno = 0;
+    char *line = text;
+    while (line != NULL && *line != '\0') {
+        lineno++;
+        char *nl = strchr(line, '\n');
+        char *end = nl != NULL ? nl : line + strlen(line);
+        char *next = nl != NULL ? nl + 1 : NULL;
+        char *l = trim(line, end);
+        line = next;
+        if (*l == '\0' || *l == '#' || *l == ';')
+            continue;
+        char *eq = strchr(l, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "--config %s:%d: expected NAME=value", path, lineno);
+            return -1;
+        }
+        char *key = trim(l, eq);
+        char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+        size_t vlen = strlen(val);
+        if (vlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[vlen - 1] == val[0]) {
+            val[vlen - 1] = '\0';
+            val++;
+        }
+        size_t k = nopts;
+        for (size_t i = 0; i < nopts; i++) {
+            env_name(opts[i].name, env, sizeof(env));
+            if (strcmp(env, key) == 0) {
+                k = i;
+                break;
+            }
+        }
+        if (k == nopts) {
+            snprintf(err, errlen, "--config %s:%d: unknown setting %s", path, lineno, key);
+            return -1;
+        }
+        raw[k] = val;
+        from[k] = 'c';
+    }
+    return 0;
+}
+
 enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int argc, char **argv,
                                 const char *usage, const char *version, char *err, size_t errlen)
 {
@@ -295,7 +405,8 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
      * a bad environment value overridden by a good flag is then no error, and
      * each string option is allocated once. */
     const char **raw = NULL;
-    char *from = NULL; /* 'd'efault, 'e'nv, 'f'lag */
+    char *from = NULL; /* 'd'efault, 'c'onfig file, 'e'nv, 'f'lag */
+    char *cfg_text = NULL;
     enum cm_opt_result result = CM_OPT_ERROR;
     char env[ENV_MAX];
     char why[256];
@@ -323,9 +434,17 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
         goto out;
     }
     for (size_t i = 0; i < nopts; i++) {
-        const char *e;
         raw[i] = opts[i].def;
         from[i] = 'd';
+    }
+    const char *cfg_path;
+    if (config_path(argc, argv, &cfg_path, err, errlen) < 0)
+        goto out;
+    if (cfg_path != NULL && (config_read(cfg_path, &cfg_text, err, errlen) < 0 ||
+                             config_apply(opts, nopts, cfg_path, cfg_text, raw, from, err, errlen) < 0))
+        goto out;
+    for (size_t i = 0; i < nopts; i++) {
+        const char *e;
         env_name(opts[i].name, env, sizeof(env));
         /* An empty variable counts as unset: container environments often
          * pass every known variable, set or not. */
@@ -338,6 +457,12 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
             snprintf(err, errlen, "unexpected argument \"%s\" (options are --name value)", a);
             goto out;
         }
+        if (strcmp(a, "--config") == 0) {
+            i++; /* read above */
+            continue;
+        }
+        if (strncmp(a, "--config=", 9) == 0)
+            continue;
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
@@ -366,6 +491,8 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
             env_name(opts[i].name, env, sizeof(env));
             if (from[i] == 'e')
                 snprintf(err, errlen, "%s (--%s): %s", env, opts[i].name, why);
+            else if (from[i] == 'c')
+                snprintf(err, errlen, "--config: %s (--%s): %s", env, opts[i].name, why);
             else if (from[i] == 'd')
                 snprintf(err, errlen, "--%s: bad built-in default: %s", opts[i].name, why);
             else
@@ -377,6 +504,7 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
 out:
     free(raw);
     free(from);
+    free(cfg_text);
     return result;
 }
 

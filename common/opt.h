@@ -1,6 +1,7 @@
 /* opt.h: table-driven options. Every option is a long flag (--redis-url) and
  * an environment variable (CHATMI_REDIS_URL); the flag wins over the
- * environment, which wins over the default. Both "--name value" and
+ * environment, which wins over the settings file (--config), which wins over
+ * the default. Both "--name value" and
  * "--name=value" are accepted. --help and --version are built in.
  *
  * Parsed values are written through each entry's `dst`:
@@ -50,7 +51,10 @@ enum cm_opt_result {
     CM_OPT_ERROR = -1 /* err names the option and the problem: exit 2 */
 };
 
-/* Applies defaults, then the environment, then argv (argv[0] is skipped).
+/* Applies defaults, then the settings file named by --config FILE or
+ * CHATMI_CONFIG (lines "CHATMI_NAME=value", as in a systemd EnvironmentFile;
+ * an unknown name is an error), then the environment, then argv (argv[0] is
+ * skipped).
  * `usage` is printed first by --help ("Usage: chatmi-gateway [OPTIONS]"),
  * `version` by --version. Unknown flags, missing values and bad values are
  * errors. Positional arguments are errors. */

@@ -265,6 +265,20 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
     drain_step(ch, ch->drain_start_ms);
 }
 
+/* SIGUSR1: the master has started this child's successor on the same
+ * listening socket (a reload). Unlike SIGTERM, where this child keeps
+ * answering (503 to upgrades, /readyz failing) so load balancers see the
+ * drain, a retired child stops accepting at once: every new connection goes
+ * to the successor, and none is refused. Then it drains like on SIGTERM. */
+static void on_retire(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_child *ch = arg;
+    event_del(ch->accept_ev);
+    event_del(ch->accept_retry_ev);
+    cm_info("retiring", "child %d (node %s): replaced by a reload; no longer accepting", ch->index, ch->node);
+    on_term(fd, what, arg);
+}
+
 /* ---- set-up and teardown ---------------------------------------------------------- */
 
 static void load_index(struct gw_child *ch)
@@ -305,7 +319,7 @@ static void teardown(struct gw_child *ch)
     gw_redis_stop(ch);
     gw_users_free_all(ch);
     struct event **evs[] = {&ch->accept_ev, &ch->accept_retry_ev, &ch->tick_ev, &ch->flush_ev, &ch->term_ev,
-                            &ch->int_ev};
+                            &ch->int_ev, &ch->retire_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i] != NULL) {
             event_free(*evs[i]);
@@ -359,12 +373,15 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     ch.flush_ev = evtimer_new(ch.base, on_flush, &ch);
     ch.term_ev = evsignal_new(ch.base, SIGTERM, on_term, &ch);
     ch.int_ev = evsignal_new(ch.base, SIGINT, on_term, &ch);
-    if (!ch.accept_ev || !ch.accept_retry_ev || !ch.tick_ev || !ch.flush_ev || !ch.term_ev || !ch.int_ev)
+    ch.retire_ev = evsignal_new(ch.base, SIGUSR1, on_retire, &ch);
+    if (!ch.accept_ev || !ch.accept_retry_ev || !ch.tick_ev || !ch.flush_ev || !ch.term_ev || !ch.int_ev ||
+        !ch.retire_ev)
         goto fatal;
     struct timeval tick = {0, TICK_MS * 1000};
     event_add(ch.tick_ev, &tick);
     event_add(ch.term_ev, NULL);
     event_add(ch.int_ev, NULL);
+    event_add(ch.retire_ev, NULL);
     event_add(ch.accept_ev, NULL);
     load_index(&ch);
     if (gw_redis_start(&ch) < 0)
@@ -378,6 +395,7 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGUSR1);
     sigprocmask(SIG_BLOCK, &stop, NULL);
 
     cm_info("child_stopped", "child %d (node %s) stopped", index, ch.node);

@@ -22,7 +22,7 @@ struct gw_child {
     struct event_base *base;
     int listen_fd;
     int notify_fd;                   /* pipe to the master */
-    struct event *accept_ev, *accept_retry_ev, *tick_ev, *flush_ev, *term_ev, *int_ev;
+    struct event *accept_ev, *accept_retry_ev, *tick_ev, *flush_ev, *term_ev, *int_ev, *retire_ev;
     struct gw_metrics *metrics;
     struct gw_metrics_slot *stats;   /* this child's slot */
 

@@ -39,7 +39,7 @@ int main(int argc, char **argv)
     if (geteuid() == 0)
         cm_warn("running_as_root", "running as root; run chatmi as an unprivileged user in production");
 
-    int status = gw_master_run(&cfg);
+    int status = gw_master_run(&cfg, argc, argv);
     gw_config_free(&cfg);
     return status;
 }

@@ -30,6 +30,7 @@
 #define RESPAWN_DELAY_MAX_MS 10000
 #define STABLE_AFTER_MS 10000      /* a child that lived this long resets its backoff */
 #define STOP_GRACE_MS 10000        /* after the drain period, SIGKILL what is left */
+#define RELOAD_READY_MS 30000      /* a successor not ready by then replaces its predecessor anyway */
 
 enum slot_state { SLOT_EMPTY = 0, SLOT_RUNNING, SLOT_WAITING, SLOT_FAILED };
 
@@ -43,6 +44,8 @@ struct child_slot {
     int64_t started_ms;
     int64_t respawn_at_ms;    /* SLOT_WAITING: when to start again */
     int64_t delay_ms;         /* next backoff */
+    pid_t predecessor;        /* reload: the child this one replaces, retired once this one is ready */
+    int64_t reload_deadline_ms;
 };
 
 struct master {
@@ -53,6 +56,12 @@ struct master {
     int announced_ready;
     int stopping;
     int64_t stop_deadline_ms;
+    int argc;                 /* for reloads */
+    char **argv;
+    int reloading;
+    size_t reload_next;       /* slot being replaced */
+    pid_t *retired;           /* replaced children still draining */
+    size_t nretired, retired_cap;
 };
 
 static volatile sig_atomic_t got_chld, got_term, got_hup;
@@ -115,6 +124,7 @@ static int spawn(struct master *m, size_t i)
         struct gw_metrics metrics = m->metrics;
         struct gw_config *cfg = m->cfg;
         free(m->slots);
+        free(m->retired);
         int status = gw_child_run(cfg, (int)i, listen_fd, pipefd[1], &metrics);
         close(listen_fd);
         gw_metrics_unmap(&metrics);
@@ -142,6 +152,40 @@ static struct child_slot *slot_of(struct master *m, pid_t pid, size_t *index)
     return NULL;
 }
 
+static void forget_retired(struct master *m, pid_t pid, int status)
+{
+    for (size_t k = 0; k < m->nretired; k++) {
+        if (m->retired[k] != pid)
+            continue;
+        m->retired[k] = m->retired[--m->nretired];
+        if (WIFEXITED(status))
+            cm_info("child_exit", "replaced child (pid %d) exited with status %d", (int)pid, WEXITSTATUS(status));
+        else
+            cm_warn("child_exit", "replaced child (pid %d) killed by signal %d", (int)pid, WTERMSIG(status));
+        return;
+    }
+}
+
+/* Tells a replaced child to stop accepting and drain (SIGUSR1); the master
+ * keeps its pid to reap it and to kill it if a stop runs out of time. */
+static void retire(struct master *m, pid_t pid)
+{
+    if (m->nretired == m->retired_cap) {
+        size_t cap = m->retired_cap ? m->retired_cap * 2 : 8;
+        pid_t *n = realloc(m->retired, cap * sizeof(*n));
+        if (n == NULL) {
+            /* Untracked, it still drains and exits; only its exit goes unlogged. */
+            cm_warn("reload", "out of memory tracking replaced child %d", (int)pid);
+            kill(pid, SIGUSR1);
+            return;
+        }
+        m->retired = n;
+        m->retired_cap = cap;
+    }
+    m->retired[m->nretired++] = pid;
+    kill(pid, SIGUSR1);
+}
+
 static void reap(struct master *m)
 {
     int status;
@@ -149,8 +193,10 @@ static void reap(struct master *m)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         size_t i;
         struct child_slot *s = slot_of(m, pid, &i);
-        if (s == NULL)
+        if (s == NULL) {
+            forget_retired(m, pid, status);
             continue;
+        }
         int64_t now = cm_monotonic_ms();
         int fatal = WIFEXITED(status) && WEXITSTATUS(status) == GW_EXIT_FATAL;
         if (WIFEXITED(status))
@@ -218,6 +264,12 @@ static void begin_stop(struct master *m)
     m->stopping = 1;
     m->stop_deadline_ms = cm_monotonic_ms() + (int64_t)(m->cfg->drain_seconds * 1000) + STOP_GRACE_MS;
     cm_info("draining", "SIGTERM: draining clients over %.1f s", m->cfg->drain_seconds);
+    m->reloading = 0;
+    for (size_t i = 0; i < m->nslots; i++)
+        if (m->slots[i].predecessor > 0) {
+            retire(m, m->slots[i].predecessor); /* stops accepting and drains too */
+            m->slots[i].predecessor = 0;
+        }
     for (size_t i = 0; i < m->nslots; i++) {
         if (m->slots[i].state == SLOT_RUNNING)
             kill(m->slots[i].pid, SIGTERM);
@@ -228,11 +280,115 @@ static void begin_stop(struct master *m)
 
 static size_t running(const struct master *m)
 {
-    size_t n = 0;
+    size_t n = m->nretired;
     for (size_t i = 0; i < m->nslots; i++)
         if (m->slots[i].state == SLOT_RUNNING)
             n++;
     return n;
+}
+
+/* SIGHUP: new options, then a rolling replacement of the children. A bad
+ * new configuration is logged and changes nothing. */
+static void begin_reload(struct master *m)
+{
+    struct gw_config next;
+    char err[512];
+    int r = gw_config_load(&next, m->argc, m->argv, err, sizeof(err));
+    if (r != GW_CONFIG_OK) {
+        cm_error("reload_failed", "SIGHUP: %s; keeping the running configuration",
+                 r == GW_CONFIG_ERROR ? err : "options printed help or version");
+        gw_config_free(&next);
+        return;
+    }
+    struct gw_config *cur = m->cfg;
+    /* The listeners and the slot count are fixed for the master's life. */
+    if (strcmp(next.listen, cur->listen) != 0 || next.processes != cur->processes)
+        cm_warn("reload", "--listen and --processes take effect only on restart; keeping %s and %ld", cur->listen,
+                cur->processes);
+    free(next.listen);
+    next.listen = strdup(cur->listen);
+    if (next.listen == NULL) {
+        cm_error("reload_failed", "SIGHUP: out of memory; keeping the running configuration");
+        gw_config_free(&next);
+        return;
+    }
+    next.processes = cur->processes;
+    memcpy(next.host, cur->host, sizeof(next.host));
+    next.port = cur->port;
+    gw_config_free(cur);
+    *cur = next;
+    cm_log_init("chatmi-gateway", (enum cm_log_format)cur->log_format, (enum cm_log_level)cur->log_level);
+    char desc[2048];
+    gw_config_describe(cur, desc, sizeof(desc));
+    cm_info("reload", "SIGHUP: new configuration: %s", desc);
+
+    /* A reload during a reload starts over with the newest options; the
+     * predecessor of a successor still starting is retired now. */
+    for (size_t i = 0; i < m->nslots; i++)
+        if (m->slots[i].predecessor > 0) {
+            retire(m, m->slots[i].predecessor);
+            m->slots[i].predecessor = 0;
+        }
+    m->reloading = 1;
+    m->reload_next = 0;
+}
+
+/* One step of the rolling replacement: start the successor of the current
+ * slot, or, once it is ready, retire its predecessor and move on. */
+static void reload_step(struct master *m, int64_t now)
+{
+    while (m->reload_next < m->nslots) {
+        size_t i = m->reload_next;
+        struct child_slot *s = &m->slots[i];
+        if (s->predecessor == 0) {
+            if (s->state != SLOT_RUNNING) {
+                /* Not running: its next start uses the new options; a slot
+                 * that failed fatally gets another chance with them. */
+                if (s->state == SLOT_FAILED) {
+                    s->state = SLOT_WAITING;
+                    s->delay_ms = RESPAWN_DELAY_MIN_MS;
+                    s->respawn_at_ms = now;
+                }
+                m->reload_next++;
+                continue;
+            }
+            struct child_slot old = *s;
+            if (spawn(m, i) < 0) {
+                *s = old;
+                cm_error("reload", "child %zu: cannot start its successor; keeping the old one", i);
+                m->reload_next++;
+                continue;
+            }
+            if (old.notify_fd >= 0)
+                close(old.notify_fd);
+            s->predecessor = old.pid;
+            s->reload_deadline_ms = now + RELOAD_READY_MS;
+            return;
+        }
+        if (s->state == SLOT_RUNNING && !s->ready && now < s->reload_deadline_ms)
+            return; /* successor still starting */
+        if (s->state != SLOT_RUNNING) {
+            /* The successor died: the predecessor keeps serving in its slot. */
+            cm_error("reload", "child %zu: its successor exited; keeping the old child (pid %d)", i,
+                     (int)s->predecessor);
+            s->pid = s->predecessor;
+            s->state = SLOT_RUNNING;
+            s->ready = 1;
+            s->notify_fd = -1;
+            s->started_ms = now;
+            s->predecessor = 0;
+            m->reload_next++;
+            continue;
+        }
+        if (!s->ready)
+            cm_warn("reload", "child %zu: successor not ready after %d s; replacing anyway", i,
+                    RELOAD_READY_MS / 1000);
+        retire(m, s->predecessor);
+        s->predecessor = 0;
+        m->reload_next++;
+    }
+    m->reloading = 0;
+    cm_info("reloaded", "all %zu children replaced", m->nslots);
 }
 
 static int open_listeners(struct master *m)
@@ -255,11 +411,13 @@ static int open_listeners(struct master *m)
     return 0;
 }
 
-int gw_master_run(struct gw_config *cfg)
+int gw_master_run(struct gw_config *cfg, int argc, char **argv)
 {
     struct master m;
     memset(&m, 0, sizeof(m));
     m.cfg = cfg;
+    m.argc = argc;
+    m.argv = argv;
     m.nslots = (size_t)cfg->processes;
     m.slots = calloc(m.nslots, sizeof(*m.slots));
     if (m.slots == NULL) {
@@ -327,7 +485,8 @@ int gw_master_run(struct gw_config *cfg)
         }
         if (got_hup) {
             got_hup = 0;
-            cm_warn("reload", "SIGHUP: reload is not implemented in this version; ignored");
+            if (!m.stopping)
+                begin_reload(&m);
         }
         int64_t now = cm_monotonic_ms();
         if (m.stopping) {
@@ -343,6 +502,11 @@ int gw_master_run(struct gw_config *cfg)
                                 (int)m.slots[i].pid);
                         kill(m.slots[i].pid, SIGKILL);
                     }
+                for (size_t k = 0; k < m.nretired; k++) {
+                    cm_warn("child_kill", "replaced child (pid %d) did not drain in time: SIGKILL",
+                            (int)m.retired[k]);
+                    kill(m.retired[k], SIGKILL);
+                }
                 m.stop_deadline_ms = now + 1000;
             }
         } else {
@@ -357,9 +521,11 @@ int gw_master_run(struct gw_config *cfg)
                 cm_error("stopped", "every child failed fatally");
                 break;
             }
+            if (m.reloading)
+                reload_step(&m, now);
         }
 
-        int64_t timeout = 1000;
+        int64_t timeout = m.reloading ? 100 : 1000;
         for (size_t i = 0; i < m.nslots; i++)
             if (m.slots[i].state == SLOT_WAITING && m.slots[i].respawn_at_ms - now < timeout)
                 timeout = m.slots[i].respawn_at_ms - now;
@@ -389,6 +555,7 @@ out:
             close(m.slots[i].notify_fd);
     }
     free(m.slots);
+    free(m.retired);
     gw_metrics_unmap(&m.metrics);
     return status;
 }

@@ -905,6 +905,21 @@ pid_t it_gw_pid(int idx)
     return IT->procs[IT->gw_proc[idx]].pid;
 }
 
+int it_gw_log_wait(int idx, const char *needle, int timeout_ms)
+{
+    cr_assert(IT != NULL && idx >= 0 && idx < IT->ngw, "no gateway %d", idx);
+    int64_t deadline = it_mono_ms() + timeout_ms;
+    /* The drainer thread appends to the log as lines arrive: poll it, paced. */
+    for (int i = 0; i < 100000; i++) {
+        if (proc_log_contains(IT->gw_proc[idx], needle))
+            return 1;
+        if (it_mono_ms() >= deadline)
+            return 0;
+        it_pause_ms(20);
+    }
+    return 0;
+}
+
 int it_gateway_signal_wait(int idx, int sig, int timeout_ms, int *status)
 {
     cr_assert(IT != NULL && idx >= 0 && idx < IT->ngw, "no gateway %d", idx);

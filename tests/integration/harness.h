@@ -92,6 +92,10 @@ pid_t it_gw_pid(int idx);
  * it did not (it keeps running; it_end() will kill it). */
 int it_gateway_signal_wait(int idx, int sig, int timeout_ms, int *status);
 
+/* Waits until the gateway's log (master and children) holds needle.
+ * 1 when it appeared within timeout_ms, else 0. */
+int it_gw_log_wait(int idx, const char *needle, int timeout_ms);
+
 /* Starts a worker; returns its index. */
 int it_worker_start(const struct it_worker_conf *c);
 pid_t it_worker_pid(int idx);

@@ -292,3 +292,87 @@ Test(lifecycle, gateway_child_loss_service_continues)
     cr_assert_eq(m, 2, "the master has %d children 15 s after losing both, expected 2", m);
     ws_free(a);
 }
+
+/* ---- SIGHUP: reload ------------------------------------------------------------------ */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* SIGHUP re-reads the --config file and replaces every child, one at a
+ * time: connections opened throughout the reload all get their hello (none
+ * refused), sessions of replaced children are closed with 1001, and new
+ * sessions run with the new options. */
+Test(lifecycle, sighup_reload_without_refusing_connections, .timeout = 120)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/gateway.env", it_dir());
+    write_file(path, "# before the reload\nCHATMI_MAX_MESSAGE_BYTES=65536\n");
+    const char *extra[] = {"--config", path, NULL};
+    struct it_gw_conf c = {.drain_seconds = "1", .extra = extra};
+    it_gateway_start(&c);
+    it_worker_start(NULL);
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    json_decref(it_dm(a, "1", "bob", "before the reload"));
+
+    write_file(path, "CHATMI_MAX_MESSAGE_BYTES=1024\n");
+    cr_assert_eq(kill(it_gw_pid(0), SIGHUP), 0);
+    int opened = 0, done = 0;
+    int64_t deadline = it_mono_ms() + it_ms(60000);
+    while (!done && it_mono_ms() < deadline && opened < 5000) {
+        done = it_gw_log_wait(0, "\"event\":\"reloaded\"", 0);
+        char user[32];
+        snprintf(user, sizeof(user), "probe%d", opened);
+        struct ws *p = ws_open_user(it_port(), user, NULL);
+        cr_assert_not_null(p, "connection %d during the reload was refused or got no hello", opened);
+        ws_free(p);
+        opened++;
+    }
+    cr_assert(done, "the gateway did not log \"reloaded\" within 60 s");
+    cr_assert_gt(opened, 0);
+    cr_log_info("%d connections opened during the reload, none refused", opened);
+
+    int code = ws_wait_close(a, it_ms(10000));
+    cr_assert_eq(code, 1001, "a session of a replaced child closed with %d, expected 1001", code);
+    ws_free(a);
+
+    /* the new limit holds for new sessions */
+    struct ws *b = it_open(it_port(), "bob", NULL);
+    char big[2048];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char req[2200];
+    snprintf(req, sizeof(req), "{\"op\":\"send\",\"id\":\"2\",\"to\":\"alice\",\"text\":\"%s\"}", big);
+    cr_assert_eq(ws_send_text(b, req), 0);
+    code = ws_wait_close(b, IT_WAIT);
+    cr_assert_eq(code, 1009, "a 2 KiB message after the reload to 1 KiB closed with %d, expected 1009", code);
+    ws_free(b);
+    struct ws *d = it_open(it_port(), "dave", NULL);
+    json_decref(it_dm(d, "3", "bob", "after the reload"));
+    ws_free(d);
+}
+
+/* A reload with a bad option changes nothing: logged, and the running
+ * children keep their sessions. */
+Test(lifecycle, sighup_bad_config_keeps_running)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/gateway.env", it_dir());
+    write_file(path, "CHATMI_HEARTBEAT=25\n");
+    const char *extra[] = {"--config", path, NULL};
+    struct it_gw_conf c = {.extra = extra};
+    it_gateway_start(&c);
+    it_worker_start(NULL);
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    write_file(path, "CHATMI_HEARTBEAT=banana\n");
+    cr_assert_eq(kill(it_gw_pid(0), SIGHUP), 0);
+    cr_assert(it_gw_log_wait(0, "reload_failed", it_ms(10000)), "no reload_failed logged for a bad value");
+    cr_assert(it_gw_log_wait(0, "CHATMI_HEARTBEAT", 0), "the error does not name the setting");
+    json_decref(it_dm(a, "1", "bob", "still here"));
+    it_sync(a, "s");
+    ws_free(a);
+}

@@ -330,3 +330,81 @@ Test(opt, empty_env_counts_as_unset)
     cr_assert_float_eq(c.secs, 10.0, 1e-9);
     release(&c);
 }
+
+/* ---- --config FILE ------------------------------------------------------------ */
+
+static char *write_config(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/chatmi-opt-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+Test(opt, config_file_between_default_and_environment)
+{
+    char *path = write_config("# chatmi settings\n\n  CHATMI_LISTEN = 127.0.0.1:9000 \n"
+                              "CHATMI_PROCESSES=3\n; another comment\nCHATMI_AUTH=\"none\"\n"
+                              "CHATMI_JWT_SECRET='s e c r e t'\nCHATMI_RATE_LIMIT=5/10\n");
+    setenv("CHATMI_PROCESSES", "4", 1);
+    struct cfg c;
+    char err[256] = "";
+    char cfgarg[80];
+    snprintf(cfgarg, sizeof(cfgarg), "--config=%s", path);
+    cr_assert_eq(parse(&c, ARGC(cfgarg, "--rate-limit", "7"), ARGV(cfgarg, "--rate-limit", "7"), err, sizeof(err)),
+                 CM_OPT_OK, "%s", err);
+    cr_assert_str_eq(c.listen, "127.0.0.1:9000", "the file sets what nothing else does");
+    cr_assert_eq(c.procs, 4, "the environment wins over the file");
+    cr_assert_eq(c.auth, 1, "quotes are stripped");
+    cr_assert_str_eq(c.secret, "s e c r e t");
+    cr_assert_float_eq(c.rate.per_second, 7, 1e-9, "the flag wins over the file");
+    release(&c);
+    unlink(path);
+}
+
+Test(opt, config_file_from_environment_variable)
+{
+    char *path = write_config("CHATMI_MAX_MESSAGE_BYTES=1k");
+    setenv("CHATMI_CONFIG", path, 1);
+    struct cfg c;
+    char err[256] = "";
+    char *argv[] = {"prog", NULL};
+    cr_assert_eq(parse(&c, 1, argv, err, sizeof(err)), CM_OPT_OK, "%s", err);
+    cr_assert_eq(c.bytes, 1024, "a last line without newline counts");
+    release(&c);
+    unlink(path);
+}
+
+Test(opt, config_file_errors_name_file_and_line)
+{
+    struct {
+        const char *text, *want;
+    } cases[] = {
+        {"CHATMI_LISTEN=x:1\nCHATMI_LISTN=y\n", ":2: unknown setting CHATMI_LISTN"},
+        {"CHATMI_LISTEN x\n", ":1: expected NAME=value"},
+        {"CHATMI_PROCESSES=0\n", "--config: CHATMI_PROCESSES (--processes)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *path = write_config(cases[i].text);
+        struct cfg c;
+        char err[256] = "";
+        cr_assert_eq(parse(&c, ARGC("--config", path), ARGV("--config", path), err, sizeof(err)), CM_OPT_ERROR,
+                     "case %zu accepted", i);
+        cr_assert(strstr(err, cases[i].want) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].want);
+        release(&c);
+        unlink(path);
+    }
+    struct cfg c;
+    char err[256] = "";
+    cr_assert_eq(parse(&c, ARGC("--config", "/nonexistent/chatmi.env"), ARGV("--config", "/nonexistent/chatmi.env"),
+                       err, sizeof(err)),
+                 CM_OPT_ERROR);
+    cr_assert(strstr(err, "cannot open /nonexistent/chatmi.env") != NULL, "%s", err);
+    release(&c);
+    cr_assert_eq(parse(&c, ARGC("--config"), ARGV("--config"), err, sizeof(err)), CM_OPT_ERROR);
+    cr_assert(strstr(err, "--config: missing value") != NULL, "%s", err);
+    release(&c);
+}
