@@ -82,6 +82,15 @@ struct gw_conn *gw_child_find_session(struct gw_child *ch, const char *id, size_
     return c->gen == gen && c->state == GW_CONN_OPEN ? c : NULL;
 }
 
+void gw_child_push_failed(struct gw_child *ch, const struct gw_push_origin *o)
+{
+    if (o->fd < 0 || (size_t)o->fd >= ch->conns_cap || ch->conns[o->fd] == NULL)
+        return;
+    struct gw_conn *c = ch->conns[o->fd];
+    if (c->gen == o->gen && c->state == GW_CONN_OPEN)
+        gw_conn_send_push_failed(c, o->id, o->idlen);
+}
+
 void gw_child_update_ready(struct gw_child *ch)
 {
     int ready = gw_redis_ready(ch) && !ch->draining;

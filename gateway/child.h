@@ -64,6 +64,10 @@ void gw_child_list_del(struct gw_conn **head, struct gw_conn *c);
 struct gw_conn *gw_child_find_session(struct gw_child *ch, const char *id, size_t len);
 
 /* Tells the master whether the child is ready (Redis up, not draining). */
+/* A push whose confirmation was lost with the Redis link: answers its
+ * session, if that session is still open. */
+void gw_child_push_failed(struct gw_child *ch, const struct gw_push_origin *o);
+
 void gw_child_update_ready(struct gw_child *ch);
 
 /* Asks the loop to run gw_users_flush soon (once per loop pass). */

@@ -295,6 +295,13 @@ static void send_error(struct gw_conn *c, const char *id, size_t idlen, enum cm_
     msgpack_sbuffer_destroy(&sb);
 }
 
+void gw_conn_send_push_failed(struct gw_conn *c, const char *id, size_t idlen)
+{
+    send_error(c, id, idlen, CM_ERR_UNAVAILABLE,
+               "the connection to the message queue failed before this request was confirmed; "
+               "retry it with the same id");
+}
+
 void gw_conn_send_hello(struct gw_conn *c)
 {
     char session[128];
@@ -567,13 +574,15 @@ static void handle_message(struct gw_conn *c, int opcode, const uint8_t *msg, si
     };
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    struct gw_push_origin origin = {.fd = c->fd, .gen = c->gen};
+    origin.idlen = (uint8_t)cm_request_peek_id(enc, (const char *)msg, len, id);
+    memcpy(origin.id, id, origin.idlen);
     int r = cm_envelope_pack(&sb, &e);
     if (r == 0)
-        r = gw_redis_push(ch, sb.data, sb.size);
+        r = gw_redis_push(ch, sb.data, sb.size, &origin);
     msgpack_sbuffer_destroy(&sb);
     if (r < 0) {
-        size_t idlen = cm_request_peek_id(enc, (const char *)msg, len, id);
-        send_error(c, id, idlen, CM_ERR_UNAVAILABLE, "the message queue is unavailable: retry shortly");
+        send_error(c, origin.id, origin.idlen, CM_ERR_UNAVAILABLE, "the message queue is unavailable: retry shortly");
         return;
     }
     gw_metric_add(ch->stats, GW_M_REQUESTS_QUEUED, 1);

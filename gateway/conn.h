@@ -69,6 +69,9 @@ void gw_conn_free(struct gw_conn *c);
 /* Sends a packed server message (MessagePack) in the session's encoding. */
 int gw_conn_send_msg(struct gw_conn *c, const char *msg, size_t len);
 
+/* `unavailable` for a request whose push to the queue was not confirmed. */
+void gw_conn_send_push_failed(struct gw_conn *c, const char *id, size_t idlen);
+
 /* The hello frame, once the user's channel is subscribed. */
 void gw_conn_send_hello(struct gw_conn *c);
 

@@ -179,23 +179,31 @@ int gw_redis_ready(const struct gw_child *ch)
 
 static void on_push(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)priv;
     redisReply *rep = reply;
+    struct gw_push_origin *o = priv;
     if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-        struct gw_child *ch = ac->data;
-        (void)ch;
-        cm_warn("redis_push_failed", "a request may not have reached the queue: %s",
-                rep ? rep->str : "connection lost");
+        cm_debug("redis_push_failed", "a request may not have reached the queue: %s",
+                 rep ? rep->str : "connection lost");
+        gw_child_push_failed(ac->data, o);
     }
+    free(o);
 }
 
-int gw_redis_push(struct gw_child *ch, const char *data, size_t len)
+int gw_redis_push(struct gw_child *ch, const char *data, size_t len, const struct gw_push_origin *origin)
 {
     if (!ch->redis.cmd_up)
         return -1;
+    struct gw_push_origin *o = malloc(sizeof(*o));
+    if (o == NULL)
+        return -1;
+    *o = *origin;
     char key[CM_KEY_MAX];
     cm_key_queue(key, "inbound");
-    return redisAsyncCommand(ch->redis.cmd, on_push, NULL, "RPUSH %s %b", key, data, len) == REDIS_OK ? 0 : -1;
+    if (redisAsyncCommand(ch->redis.cmd, on_push, o, "RPUSH %s %b", key, data, len) != REDIS_OK) {
+        free(o);
+        return -1;
+    }
+    return 0;
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)

@@ -483,6 +483,33 @@ Test(limits, redis_loss_unavailable)
     ws_free(a);
 }
 
+/* A request whose RPUSH was sent but never confirmed (Redis paused, then
+ * killed) is answered `unavailable` with its id: never silence. */
+Test(limits, push_lost_with_link_answers_unavailable_with_id)
+{
+    it_gateway_start(NULL);
+    it_worker_start(NULL);
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    assert_alive(a, "before");
+    char port[16];
+    snprintf(port, sizeof(port), "%d", it_redis_port());
+    const char *argv[] = {"/usr/bin/redis-cli", "-p", port, "CLIENT", "PAUSE", "30000", "ALL", NULL};
+    char out[256];
+    int st = -1;
+    cr_assert_eq(it_run(argv, NULL, IT_WAIT, out, sizeof(out), &st), 0, "redis-cli did not finish");
+    cr_assert(strstr(out, "OK") != NULL, "CLIENT PAUSE: %s", out);
+    json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "id", "lost-1", "to", "bob", "text", "x");
+    cr_assert_eq(ws_send_json(a, req), 0);
+    json_decref(req);
+    it_redis_kill();
+    json_t *e = ws_wait_reply(a, "lost-1", IT_WAIT);
+    cr_assert_not_null(e, "no answer to a request in flight when Redis died (%s, close %d)", a->err, a->close_code);
+    cr_assert_str_eq(js(e, "op"), "error", "%s", jdump(e));
+    cr_assert_str_eq(js(e, "code"), "unavailable", "%s", jdump(e));
+    json_decref(e);
+    ws_free(a);
+}
+
 /* Redis restarted under the gateway: sessions stay open and, once the
  * gateway has subscribed again, each one that was already live is told to
  * resync (deliveries published meanwhile were lost to it); a session that
