@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/keys.h"
 #include "common/log.h"
+#include "worker/emf.h"
 #include "worker/fanout.h"
 #include "worker/ingest.h"
 #include "worker/options.h"
@@ -150,6 +151,8 @@ static int step(struct wk *w, int64_t *next_beat)
             return -1;
         *next_beat = now + cfg->heartbeat_ms;
     }
+    if (emf_tick(w, now) < 0)
+        return -1;
     double wait_s = (double)cfg->heartbeat_ms / 1000.0;
     if (wait_s > WAIT_MAX_S)
         wait_s = WAIT_MAX_S;

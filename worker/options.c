@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/opt.h"
+#include "worker/emf.h"
 #include "worker/options.h"
 
 static const char *const stage_names[] = {"ingest", "fanout", "all"};
@@ -52,10 +53,10 @@ static int default_worker_id(char *out, size_t outlen)
 
 enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config *cfg)
 {
-    char *redis_url = NULL, *worker_id = NULL;
-    int stage = WK_STAGE_ALL, log_format = 0, log_level = 1;
+    char *redis_url = NULL, *worker_id = NULL, *emf_namespace = NULL;
+    int stage = WK_STAGE_ALL, log_format = 0, log_level = 1, emf = 0;
     long batch = 64, history_max = 10000;
-    double idem_ttl = 86400, heartbeat = 2;
+    double idem_ttl = 86400, heartbeat = 2, emf_interval = 10;
     size_t max_text = 4096;
     char err[512];
 
@@ -79,6 +80,11 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
          &log_format},
         {"log-level", CM_OPT_ENUM, "info", NULL, "debug|info|warn|error", 0, 0, 0, "lowest level logged",
          &log_level},
+        {"emf", CM_OPT_BOOL, "false", NULL, NULL, 0, 0, 0,
+         "write queue depths to stdout as CloudWatch Embedded Metric Format lines", &emf},
+        {"emf-interval", CM_OPT_SECONDS, "10", NULL, NULL, 1, 3600, 0, "period of the --emf lines", &emf_interval},
+        {"emf-namespace", CM_OPT_STRING, "chatmi", NULL, NULL, 0, 0, 0, "CloudWatch namespace of the --emf metrics",
+         &emf_namespace},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     enum wk_options_result res = WK_OPTIONS_ERROR;
@@ -113,6 +119,13 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
         fprintf(stderr, "chatmi-worker: --worker-id: no random bytes for the default\n");
         goto out;
     }
+    if (!emf_namespace || !emf_namespace_valid(emf_namespace)) {
+        fprintf(stderr, "chatmi-worker: --emf-namespace: 1 to %d characters of A-Z a-z 0-9 . - _ / # :, not "
+                        "starting with AWS/\n", WK_EMF_NAMESPACE_MAX);
+        goto out;
+    }
+    strcpy(cfg->emf_namespace, emf_namespace);
+    cfg->emf_interval_ms = emf ? (int64_t)(emf_interval * 1000 + 0.5) : 0;
     cfg->stage = (enum wk_stage)stage;
     cfg->batch = batch;
     cfg->history_max = history_max;

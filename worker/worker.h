@@ -18,6 +18,8 @@ enum wk_stage { WK_STAGE_INGEST = 0, WK_STAGE_FANOUT = 1, WK_STAGE_ALL = 2 };
 #define WK_BATCH_MAX 1000
 /* A dead worker is reaped this many heartbeats after its last one. */
 #define WK_HEARTBEAT_MISSES 5
+/* Longest --emf-namespace (CloudWatch's limit). */
+#define WK_EMF_NAMESPACE_MAX 255
 
 struct wk_config {
     enum wk_stage stage;
@@ -28,6 +30,8 @@ struct wk_config {
     int64_t heartbeat_ms;
     char worker_id[WK_WORKER_ID_MAX + 1];
     struct cm_redis_url url;
+    int64_t emf_interval_ms; /* --emf: queue depth records this often; 0: off (emf.h) */
+    char emf_namespace[WK_EMF_NAMESPACE_MAX + 1];
 };
 
 /* Every queue key, built once at start with common/keys.h. The proc
@@ -58,6 +62,7 @@ struct wk {
     struct wk_conn conn;
     struct wk_keys keys;
     struct wk_stats stats;
+    int64_t emf_next_ms; /* monotonic time of the next EMF record */
 };
 
 #endif

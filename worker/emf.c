@@ -1,0 +1,96 @@
+/* emf.c: CloudWatch Embedded Metric Format records of the queue depths (emf.h). */
+#include "worker/emf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "worker/conn.h"
+#include "worker/options.h"
+
+int emf_namespace_valid(const char *ns)
+{
+    size_t n = strlen(ns);
+    if (n == 0 || n > WK_EMF_NAMESPACE_MAX || strncmp(ns, "AWS/", 4) == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = ns[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == '_' || c == '/' || c == '#' || c == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+int emf_format(char *buf, size_t buflen, const char *ns, int64_t ts_ms, const struct wk_emf_depths *d,
+               const char *worker_id, const char *stage)
+{
+    long long per_worker_x100 = d->workers > 0 ? d->inbound * 100 / d->workers : d->inbound * 100;
+    int n = snprintf(buf, buflen,
+                     "{\"_aws\":{\"Timestamp\":%lld,\"CloudWatchMetrics\":[{\"Namespace\":\"%s\",\"Dimensions\":[[]],"
+                     "\"Metrics\":[{\"Name\":\"InboundDepth\",\"Unit\":\"Count\"},"
+                     "{\"Name\":\"FanoutDepth\",\"Unit\":\"Count\"},"
+                     "{\"Name\":\"DeadLetters\",\"Unit\":\"Count\"},"
+                     "{\"Name\":\"LiveWorkers\",\"Unit\":\"Count\"},"
+                     "{\"Name\":\"InboundPerWorker\",\"Unit\":\"Count\"}]}]},"
+                     "\"InboundDepth\":%lld,\"FanoutDepth\":%lld,\"DeadLetters\":%lld,\"LiveWorkers\":%lld,"
+                     "\"InboundPerWorker\":%lld.%02lld,\"worker\":\"%s\",\"stage\":\"%s\",\"event\":\"emf\"}\n",
+                     (long long)ts_ms, ns, d->inbound, d->fanout, d->dead, d->workers, per_worker_x100 / 100,
+                     per_worker_x100 % 100, worker_id, stage);
+    return n < 0 || (size_t)n >= buflen ? -1 : n;
+}
+
+/* LLEN inbound, LLEN fanout, LLEN dead, ZCARD workers in one round trip.
+ * 0, 1 when Redis answered with an error (logged; no record), -1 on a
+ * connection failure. */
+static int read_depths(struct wk_conn *wc, const struct wk_keys *k, struct wk_emf_depths *d)
+{
+    const char *cmd[4][2] = {{"LLEN", k->inbound}, {"LLEN", k->fanout}, {"LLEN", k->dead}, {"ZCARD", k->workers}};
+    for (int i = 0; i < 4; i++)
+        if (conn_append_argv(wc, 2, cmd[i], NULL) < 0)
+            return -1;
+    redisReply *r[4];
+    if (conn_read(wc, r, 4) < 0)
+        return -1;
+    long long *out[4] = {&d->inbound, &d->fanout, &d->dead, &d->workers};
+    int rc = 0;
+    for (int i = 0; i < 4; i++) {
+        if (r[i]->type == REDIS_REPLY_INTEGER) {
+            *out[i] = r[i]->integer;
+        } else if (rc == 0) {
+            cm_warn("emf", "%s %s: %s", cmd[i][0], cmd[i][1],
+                    r[i]->type == REDIS_REPLY_ERROR ? r[i]->str : "unexpected reply");
+            rc = 1;
+        }
+        freeReplyObject(r[i]);
+    }
+    return rc;
+}
+
+int emf_tick(struct wk *w, int64_t now_ms)
+{
+    const struct wk_config *cfg = w->cfg;
+    if (cfg->emf_interval_ms <= 0 || now_ms < w->emf_next_ms)
+        return 0;
+    struct wk_emf_depths d;
+    memset(&d, 0, sizeof d);
+    int rc = read_depths(&w->conn, &w->keys, &d);
+    if (rc < 0)
+        return -1;
+    w->emf_next_ms = now_ms + cfg->emf_interval_ms;
+    if (rc > 0)
+        return 0;
+    char buf[1024 + WK_EMF_NAMESPACE_MAX + WK_WORKER_ID_MAX];
+    int n = emf_format(buf, sizeof buf, cfg->emf_namespace, cm_now_ms(), &d, cfg->worker_id,
+                       wk_stage_name(cfg->stage));
+    if (n > 0) {
+        ssize_t wr;
+        do
+            wr = write(STDOUT_FILENO, buf, (size_t)n);
+        while (wr < 0 && errno == EINTR);
+    }
+    return 0;
+}
