@@ -1,4 +1,5 @@
 /* fanout.c: the fan-out stage (fanout.h). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,61 +12,167 @@
 #include "worker/mem.h"
 #include "worker/reply.h"
 
-/* Replies read at once at most: bounds the memory a room of 100,000 members
- * costs (hiredis buffers every pending command and reply). */
-#define FANOUT_WINDOW 1024
+/* Script calls in flight at most before their replies are read: bounds
+ * what hiredis buffers. */
+#define FANOUT_WINDOW 256
+/* Recipients per script call: a room of 100,000 members becomes calls of
+ * at most this many publishes (or 1/64 of the room, whichever is more:
+ * the dedup bitmap has 64 parts per message), so no single script holds
+ * Redis for long. */
+#define FANOUT_PART_MIN 1000
+#define FANOUT_PARTS_MAX 64
 
-/* Reads the replies pending so far; PUBLISH errors are logged, not fatal. */
-static int drain(struct wk *w, size_t *pending)
+/* One script call, kept until its reply is read: a NOSCRIPT reply (script
+ * cache flushed) is retried as EVAL with the same arguments. */
+struct fan_call {
+    const char **argv;
+    size_t *lens;
+    char *chans;    /* the channel names argv points into */
+    int argc;
+    char key[CM_KEY_MAX], seq[24], part[24];
+};
+
+static void call_free(struct fan_call *c)
+{
+    free(c->argv);
+    free(c->lens);
+    free(c->chans);
+    c->argv = NULL;
+    c->lens = NULL;
+    c->chans = NULL;
+    c->argc = 0;
+}
+
+struct fan_state {
+    struct fan_call calls[FANOUT_WINDOW];
+    size_t pending;
+    msgpack_sbuffer deliveries[FANOUT_WINDOW]; /* payloads argv points into */
+};
+
+/* Reads the replies of the calls in flight. Script errors are logged, not
+ * fatal; a flushed script cache is handled by running the call as EVAL. */
+static int drain(struct wk *w, struct fan_state *st)
 {
     redisReply *r[FANOUT_WINDOW];
-    while (*pending > 0) {
-        size_t n = *pending < FANOUT_WINDOW ? *pending : FANOUT_WINDOW;
-        if (conn_read(&w->conn, r, n) < 0)
-            return -1;
-        for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    if (st->pending > 0 && conn_read(&w->conn, r, st->pending) < 0)
+        rc = -1;
+    for (size_t i = 0; i < st->pending; i++) {
+        struct fan_call *c = &st->calls[i];
+        if (rc == 0 && conn_is_noscript(r[i])) {
+            freeReplyObject(r[i]);
+            c->argv[0] = "EVAL";
+            c->lens[0] = 4;
+            c->argv[1] = wk_script_source(WK_SCRIPT_FANOUT);
+            c->lens[1] = strlen(c->argv[1]);
+            redisReply *again = NULL;
+            if (conn_append_argv(&w->conn, c->argc, c->argv, c->lens) < 0 || conn_read(&w->conn, &again, 1) < 0)
+                rc = -1;
+            r[i] = again;
+        }
+        if (rc == 0 && r[i] != NULL) {
             if (r[i]->type == REDIS_REPLY_ERROR)
                 cm_error("redis_error", "fan-out: %s", r[i]->str);
-            freeReplyObject(r[i]);
+            else if (r[i]->type == REDIS_REPLY_INTEGER && r[i]->integer == 0)
+                w->stats.fanout_repeats++;
+            else if (r[i]->type == REDIS_REPLY_INTEGER)
+                w->stats.deliveries += (uint64_t)r[i]->integer;
         }
-        *pending -= n;
+        if (rc == 0 && r[i] != NULL)
+            freeReplyObject(r[i]);
+        call_free(c);
+        msgpack_sbuffer_destroy(&st->deliveries[i]);
+    }
+    st->pending = 0;
+    return rc;
+}
+
+/* The seq of a packed message (a map with "seq"); -1 when it has none. */
+static long long message_seq(const char *msg, size_t len)
+{
+    msgpack_unpacked u;
+    char err[64];
+    long long seq = -1;
+    msgpack_unpacked_init(&u);
+    if (cm_msgpack_unpack_one(msg, len, &u, err, sizeof err) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 3 && memcmp(k->via.str.ptr, "seq", 3) == 0 &&
+                v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (uint64_t)LLONG_MAX)
+                seq = (long long)v->via.u64;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return seq;
+}
+
+/* Queues the script calls of one job (one per part of its recipients).
+ * -1 on a connection failure. Returns 1 (nothing queued) for a job that
+ * cannot be fanned out: the caller dead-letters it. */
+static int publish_job(struct wk *w, const struct cm_fanout_job *j, struct fan_state *st, char *why, size_t whylen)
+{
+    long long seq = message_seq(j->msg, j->msg_len);
+    char conv[CM_CONV_MAX + 1];
+    if (seq < 0 || j->conv_len == 0 || j->conv_len > CM_CONV_MAX) {
+        snprintf(why, whylen, "fan-out job without a message seq or with a bad conversation");
+        return 1;
+    }
+    memcpy(conv, j->conv, j->conv_len);
+    conv[j->conv_len] = '\0';
+
+    size_t part_size = (j->nrecipients + FANOUT_PARTS_MAX - 1) / FANOUT_PARTS_MAX;
+    if (part_size < FANOUT_PART_MIN)
+        part_size = FANOUT_PART_MIN;
+    size_t nparts = j->nrecipients == 0 ? 0 : (j->nrecipients + part_size - 1) / part_size;
+    for (size_t part = 0; part < nparts; part++) {
+        if (st->pending == FANOUT_WINDOW && drain(w, st) < 0)
+            return -1;
+        size_t first = part * part_size;
+        size_t n = j->nrecipients - first < part_size ? j->nrecipients - first : part_size;
+        struct fan_call *c = &st->calls[st->pending];
+        msgpack_sbuffer *d = &st->deliveries[st->pending];
+        msgpack_sbuffer_init(d);
+        reply_delivery(d, NULL, 0, j->msg, j->msg_len);
+        c->argv = wk_xcalloc(7 + n, sizeof *c->argv);
+        c->lens = wk_xcalloc(7 + n, sizeof *c->lens);
+        c->chans = wk_xcalloc(n ? n : 1, CM_KEY_MAX);
+        cm_key_conv(c->key, conv, "fanned");
+        snprintf(c->seq, sizeof c->seq, "%lld", seq);
+        snprintf(c->part, sizeof c->part, "%zu", part);
+        int a = 0;
+        c->argv[a] = "EVALSHA", c->lens[a++] = 7;
+        c->argv[a] = w->conn.sha[WK_SCRIPT_FANOUT], c->lens[a++] = strlen(w->conn.sha[WK_SCRIPT_FANOUT]);
+        c->argv[a] = "1", c->lens[a++] = 1;
+        c->argv[a] = c->key, c->lens[a++] = strlen(c->key);
+        c->argv[a] = c->seq, c->lens[a++] = strlen(c->seq);
+        c->argv[a] = c->part, c->lens[a++] = strlen(c->part);
+        c->argv[a] = d->data, c->lens[a++] = d->size;
+        for (size_t i = first; i < first + n; i++) {
+            const msgpack_object *o = &j->recipients[i];
+            if (o->type != MSGPACK_OBJECT_STR || !cm_valid_user(o->via.str.ptr, o->via.str.size)) {
+                cm_warn("fanout_recipient", "skipping an invalid recipient in a job for %s", conv);
+                continue;
+            }
+            char *chan = c->chans + (size_t)(a - 7) * CM_KEY_MAX;
+            c->lens[a] = cm_key_user_channel(chan, o->via.str.ptr, o->via.str.size);
+            c->argv[a++] = chan;
+        }
+        c->argc = a;
+        if (conn_append_argv(&w->conn, c->argc, c->argv, c->lens) < 0) {
+            call_free(c);
+            msgpack_sbuffer_destroy(d);
+            return -1;
+        }
+        st->pending++;
     }
     return 0;
 }
 
-static int publish_job(struct wk *w, const struct cm_fanout_job *j, size_t *pending)
-{
-    msgpack_sbuffer d;
-    char channel[CM_KEY_MAX];
-    int rc = 0;
-
-    msgpack_sbuffer_init(&d);
-    reply_delivery(&d, NULL, 0, j->msg, j->msg_len);
-    for (size_t i = 0; i < j->nrecipients && rc == 0; i++) {
-        const msgpack_object *o = &j->recipients[i];
-        if (o->type != MSGPACK_OBJECT_STR || !cm_valid_user(o->via.str.ptr, o->via.str.size)) {
-            cm_warn("fanout_recipient", "skipping an invalid recipient in a job for %.*s", (int)j->conv_len,
-                    j->conv);
-            continue;
-        }
-        size_t clen = cm_key_user_channel(channel, o->via.str.ptr, o->via.str.size);
-        const char *argv[3] = {"PUBLISH", channel, d.data};
-        size_t lens[3] = {7, clen, d.size};
-        if (conn_append_argv(&w->conn, 3, argv, lens) < 0) {
-            rc = -1;
-            break;
-        }
-        w->stats.deliveries++;
-        if (++*pending >= FANOUT_WINDOW)
-            rc = drain(w, pending);
-    }
-    msgpack_sbuffer_destroy(&d);
-    return rc;
-}
-
 int fanout_run(struct wk *w, const struct queue_batch *b)
 {
-    size_t pending = 0, ndead = 0;
+    size_t ndead = 0;
+    struct fan_state *st = wk_xcalloc(1, sizeof *st);
     const char **dead = wk_xcalloc(b->n, sizeof *dead);
     size_t *dead_lens = wk_xcalloc(b->n, sizeof *dead_lens);
     msgpack_sbuffer *letters = wk_xcalloc(b->n, sizeof *letters);
@@ -77,7 +184,16 @@ int fanout_run(struct wk *w, const struct queue_batch *b)
         char err[160], reason[200];
 
         msgpack_unpacked_init(&u);
-        if (cm_fanout_job_unpack(b->item[i], b->len[i], &u, &j, err, sizeof err) < 0) {
+        int bad = cm_fanout_job_unpack(b->item[i], b->len[i], &u, &j, err, sizeof err) < 0;
+        if (!bad) {
+            rc = publish_job(w, &j, st, err, sizeof err);
+            bad = rc == 1;
+            if (bad)
+                rc = 0;
+            else
+                cm_debug("fanout", "%.*s to %zu recipients", (int)j.conv_len, j.conv, j.nrecipients);
+        }
+        if (bad) {
             snprintf(reason, sizeof reason, "bad fan-out job: %s", err);
             cm_warn("dead_letter", "%s (%zu bytes)", reason, b->len[i]);
             w->stats.dead++;
@@ -86,14 +202,13 @@ int fanout_run(struct wk *w, const struct queue_batch *b)
             dead[ndead] = letters[ndead].data;
             dead_lens[ndead] = letters[ndead].size;
             ndead++;
-        } else {
-            rc = publish_job(w, &j, &pending);
-            cm_debug("fanout", "%.*s to %zu recipients", (int)j.conv_len, j.conv, j.nrecipients);
         }
         msgpack_unpacked_destroy(&u);
     }
-    if (rc == 0)
-        rc = drain(w, &pending);
+    /* After a failure too: frees what is in flight. */
+    if (drain(w, st) < 0)
+        rc = -1;
+    free(st);
 
     int k = -1;
     if (rc == 0) {

@@ -135,9 +135,9 @@ static int recover(struct wk *w)
 static void log_stats(const struct wk *w)
 {
     const struct wk_stats *s = &w->stats;
-    cm_info("stats", "requests=%llu errors=%llu sends=%llu deliveries=%llu dead=%llu",
+    cm_info("stats", "requests=%llu errors=%llu sends=%llu deliveries=%llu fanout_repeats=%llu dead=%llu",
             (unsigned long long)s->requests, (unsigned long long)s->errors, (unsigned long long)s->sends,
-            (unsigned long long)s->deliveries, (unsigned long long)s->dead);
+            (unsigned long long)s->deliveries, (unsigned long long)s->fanout_repeats, (unsigned long long)s->dead);
 }
 
 /* One turn of the loop: heartbeat when due, then a batch of each stage;

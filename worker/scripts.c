@@ -90,6 +90,22 @@ static const char beat_lua[] =
     "end\n"
     "return {moved, #dead}\n";
 
+/* The bitmap is a ring of 2^18 bits indexed by seq * 64 + part: setting a
+ * bit clears the one half a ring ahead, so it stays at most 32 KiB per
+ * conversation and remembers the last 2^17 / 64 = 2048 messages' parts —
+ * far more than are in flight when a dead worker's jobs are redone. */
+static const char fanout_lua[] =
+    "local ring = 262144\n"
+    "local bit = (tonumber(ARGV[1]) * 64 + tonumber(ARGV[2])) % ring\n"
+    "if redis.call('SETBIT', KEYS[1], bit, 1) == 1 then\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('SETBIT', KEYS[1], (bit + ring / 2) % ring, 0)\n"
+    "for i = 4, #ARGV do\n"
+    "  redis.call('PUBLISH', ARGV[i], ARGV[3])\n"
+    "end\n"
+    "return #ARGV - 3\n";
+
 const char *wk_script_source(enum wk_script s)
 {
     switch (s) {
@@ -97,6 +113,7 @@ const char *wk_script_source(enum wk_script s)
     case WK_SCRIPT_SEND: return send_lua;
     case WK_SCRIPT_HISTORY: return history_lua;
     case WK_SCRIPT_BEAT: return beat_lua;
+    case WK_SCRIPT_FANOUT: return fanout_lua;
     case WK_SCRIPT_COUNT: break;
     }
     return "";
@@ -109,6 +126,7 @@ const char *wk_script_name(enum wk_script s)
     case WK_SCRIPT_SEND: return "send";
     case WK_SCRIPT_HISTORY: return "history";
     case WK_SCRIPT_BEAT: return "heartbeat";
+    case WK_SCRIPT_FANOUT: return "fanout";
     case WK_SCRIPT_COUNT: break;
     }
     return "?";

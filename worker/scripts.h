@@ -27,6 +27,13 @@ enum wk_script {
      * past its deadline to the head of their queues, in order, and removes
      * those workers. Returns {items moved, workers reaped}. */
     WK_SCRIPT_BEAT,
+    /* KEYS fanned (the conversation's bitmap of fanned-out seqs); ARGV seq,
+     * part, packed delivery, channel... Publishes the delivery to every
+     * channel unless this (seq, part) was fanned out already, all in one
+     * step: a job redone after a crash, or handed on twice, never reaches a
+     * client twice. Returns the number of channels published to (0: a
+     * repeat). */
+    WK_SCRIPT_FANOUT,
     WK_SCRIPT_COUNT
 };
 

@@ -55,6 +55,7 @@ struct wk_stats {
     uint64_t sends;      /* messages stored */
     uint64_t dead;       /* poison records sent to the dead list */
     uint64_t deliveries; /* fan-out PUBLISHes */
+    uint64_t fanout_repeats; /* fan-out parts skipped: already published (a redone or repeated job) */
 };
 
 struct wk {

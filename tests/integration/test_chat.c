@@ -4,6 +4,11 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
+#include <msgpack.h>
+#include <unistd.h>
+
+#include "common/envelope.h"
+#include "common/keys.h"
 #include "itest.h"
 
 TestSuite(chat, .init = it_stack_init, .fini = it_end, .timeout = 60);
@@ -650,6 +655,89 @@ Test(chat, reconnect_recovers_with_convs_and_history)
     cr_assert_str_eq(js(json_array_get(msgs, 0), "text"), "missed one");
     cr_assert_str_eq(js(json_array_get(msgs, 1), "text"), "missed two");
     json_decref(h);
+    ws_free(a);
+    ws_free(b);
+}
+
+/* ---- fan-out jobs repeated (a dead worker's batch redone) ------------------------------ */
+
+/* RPUSH of one binary value over a raw socket (RESP), so the test needs no
+ * Redis client library; asserts the integer reply. */
+static void raw_rpush(const char *key, const char *val, size_t len)
+{
+    int fd = it_tcp_connect(it_redis_port(), IT_WAIT);
+    cr_assert_geq(fd, 0, "cannot connect to Redis");
+    char head[512];
+    int n = snprintf(head, sizeof(head), "*3\r\n$5\r\nRPUSH\r\n$%zu\r\n%s\r\n$%zu\r\n", strlen(key), key, len);
+    cr_assert_eq(write(fd, head, (size_t)n), n);
+    cr_assert_eq(write(fd, val, len), (ssize_t)len);
+    cr_assert_eq(write(fd, "\r\n", 2), 2);
+    char reply[64] = "";
+    ssize_t r = read(fd, reply, sizeof(reply) - 1);
+    close(fd);
+    cr_assert(r > 0 && reply[0] == ':', "RPUSH answered %s", r > 0 ? reply : "nothing");
+}
+
+/* A fan-out job for bob of message seq in dm:alice:bob, as the worker makes it. */
+static void push_job(int64_t seq, const char *msg_id, const char *text)
+{
+    msgpack_sbuffer m, job;
+    msgpack_sbuffer_init(&m);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &m, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 7);
+    const char *kv[][2] = {{"op", "message"}, {"conv", "dm:alice:bob"}, {"msg", msg_id}, {"from", "alice"},
+                           {"text", text}};
+    for (size_t i = 0; i < 5; i++) {
+        msgpack_pack_str_with_body(&pk, kv[i][0], strlen(kv[i][0]));
+        msgpack_pack_str_with_body(&pk, kv[i][1], strlen(kv[i][1]));
+    }
+    msgpack_pack_str_with_body(&pk, "seq", 3);
+    msgpack_pack_int64(&pk, seq);
+    msgpack_pack_str_with_body(&pk, "ts", 2);
+    msgpack_pack_int64(&pk, it_now_ms());
+    const char *rcpt[] = {"bob"};
+    size_t rlen[] = {3};
+    msgpack_sbuffer_init(&job);
+    cr_assert_eq(cm_fanout_job_pack(&job, "dm:alice:bob", 12, rcpt, rlen, 1, m.data, m.size), 0);
+    char key[CM_KEY_MAX];
+    cm_key_queue(key, "fanout");
+    raw_rpush(key, job.data, job.size);
+    msgpack_sbuffer_destroy(&m);
+    msgpack_sbuffer_destroy(&job);
+}
+
+static int match_seq(json_t *msg, const void *seq)
+{
+    return strcmp(js(msg, "op"), "message") == 0 && ji(msg, "seq") == *(const int64_t *)seq;
+}
+
+/* The same fan-out job twice (what a worker that died after publishing
+ * leaves behind for the reaper) reaches the recipient once. */
+Test(chat, repeated_fanout_job_delivered_once)
+{
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    struct ws *b = it_open(it_port(), "bob", NULL);
+    json_t *ack = it_dm(a, "1", "bob", "one");
+    json_decref(ack);
+    json_decref(it_deliv(b, "dm:alice:bob", 1));
+
+    /* seq 1 again: fanned out already, so nothing */
+    push_job(1, "m-one", "one");
+    push_job(1, "m-one", "one");
+    /* seq 50, never fanned out: exactly once */
+    push_job(50, "m-fifty", "fifty");
+    push_job(50, "m-fifty", "fifty");
+    json_t *m = it_deliv(b, "dm:alice:bob", 50);
+    cr_assert_str_eq(js(m, "text"), "fifty", "%s", jdump(m));
+    json_decref(m);
+    /* everything published before this round trip has arrived after it */
+    json_decref(it_dm(a, "2", "bob", "two"));
+    json_decref(it_deliv(b, "dm:alice:bob", 2));
+    it_sync(b, "s1");
+    int64_t one = 1, fifty = 50;
+    cr_assert_eq(ws_backlog_count(b, match_seq, &one), 0, "seq 1 was delivered again");
+    cr_assert_eq(ws_backlog_count(b, match_seq, &fifty), 0, "seq 50 was delivered twice");
     ws_free(a);
     ws_free(b);
 }
