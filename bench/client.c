@@ -331,8 +331,10 @@ static void got_hello(struct bn_client *c, int64_t now)
     if (sh->inflight > 0)
         sh->inflight--;
     c->state = BN_C_READY;
-    sh->res.connected++;
-    bn_hist_add(&sh->res.handshake, (uint64_t)(now - c->t_start));
+    if (c->idx != BN_FEEDER) {
+        sh->res.connected++;
+        bn_hist_add(&sh->res.handshake, (uint64_t)(now - c->t_start));
+    }
     bn_shard_on_ready(c, now);
 }
 

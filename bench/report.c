@@ -148,7 +148,11 @@ static void derive(const struct bn_report *rep, struct derived *d)
     tree_of(rep, 0, 0, d->window_s, &d->wk);
     if (d->gw.cpu_s > 0 && r->delivered > 0)
         d->gw_deliveries_per_cpu_s = (double)r->delivered / d->gw.cpu_s;
-    uint64_t msgs = cfg->scenario == BN_STORM ? r->storm_feeder_sent + r->storm_history_requests : r->acked;
+    /* Requests in the measured period. Storm: the missed messages, and each
+     * client's convs and history requests. */
+    uint64_t msgs = cfg->scenario == BN_STORM
+                        ? r->storm_feeder_sent + r->storm_reconnected + r->storm_history_requests
+                        : r->acked;
     d->msgs = msgs;
     if (d->wk.cpu_s > 0 && msgs > 0)
         d->wk_cpu_us_per_msg = 1e6 * d->wk.cpu_s / (double)msgs;

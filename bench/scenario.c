@@ -601,9 +601,11 @@ static void on_link(evutil_socket_t fd, short what, void *arg)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n != (ssize_t)sizeof(m)) {
-        cm_error("link", "shard %d: the coordinator went away", sh->index);
+        if (!sh->done)
+            cm_error("link", "shard %d: the coordinator went away", sh->index);
         event_del(sh->link_ev);
         finish(sh);
+        sh->hung_up = 1;
         return;
     }
     if (m.type == BN_MSG_GO)
@@ -706,9 +708,8 @@ static void finish(struct bn_shard *sh)
     sh->phase = BN_P_DONE;
     sh->done = 1;
     event_del(sh->tick_ev);
-    for (uint32_t i = 0; i < sh->count; i++)
-        bn_client_close(&sh->clients[i]);
-    bn_client_close(&sh->feeder);
+    /* The connections stay up until the coordinator has taken its last
+     * sample and hangs up (on_link). */
 
     struct {
         struct bn_msg m;
@@ -719,12 +720,12 @@ static void finish(struct bn_shard *sh)
         out->m.phase = 0;
         out->m.t_ns = now;
         out->r = sh->res;
-        if (send(sh->link_fd, out, sizeof(*out), MSG_NOSIGNAL) < 0)
+        if (send(sh->link_fd, out, sizeof(*out), MSG_NOSIGNAL) < 0) {
             cm_error("link", "shard %d: cannot send the result: %s", sh->index, strerror(errno));
+            sh->hung_up = 1;
+        }
         free(out);
     }
-    if (sh->link_ev != NULL)
-        event_del(sh->link_ev);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
@@ -839,7 +840,7 @@ int bn_shard_main(const struct bn_config *cfg, int index, int nshards, uint32_t 
         cm_error("start_failed", "bench process %d: out of memory or event set-up failed", index);
         return 1;
     }
-    while (!sh->done && event_base_loop(base, EVLOOP_ONCE) == 0)
+    while (!sh->hung_up && event_base_loop(base, EVLOOP_ONCE) == 0)
         ;
     bn_shard_free(sh);
     free(sh);

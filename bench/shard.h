@@ -87,6 +87,7 @@ struct bn_shard {
     struct event *tick_ev, *link_ev;
     int link_fd;
     int done;                   /* the result was sent */
+    int hung_up;                /* the coordinator closed the link: a forked shard exits */
 
     enum bn_phase phase;
     int arrived;                /* the current phase's arrival was sent */
