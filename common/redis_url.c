@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define DB_MAX 65535
 
@@ -251,4 +252,19 @@ void cm_redis_url_describe(const struct cm_redis_url *u, char *buf, size_t bufle
     if (u->kind == CM_REDIS_SENTINEL)
         sink_add(&s, "/%s", u->master);
     sink_add(&s, "/%d", u->db);
+}
+
+void cm_redis_addr_format(const struct cm_redis_addr *a, char *buf, size_t buflen)
+{
+    if (buflen == 0)
+        return;
+    if (strchr(a->host, ':') != NULL)
+        snprintf(buf, buflen, "[%s]:%d", a->host, a->port);
+    else
+        snprintf(buf, buflen, "%s:%d", a->host, a->port);
+}
+
+int cm_redis_addr_eq(const struct cm_redis_addr *a, const struct cm_redis_addr *b)
+{
+    return a->port == b->port && strcasecmp(a->host, b->host) == 0;
 }

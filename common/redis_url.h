@@ -34,4 +34,13 @@ int cm_redis_url_parse(const char *s, struct cm_redis_url *out, char *err, size_
 /* "redis://user:***@host:port/db" for logs. */
 void cm_redis_url_describe(const struct cm_redis_url *u, char *buf, size_t buflen);
 
+/* "host:port", or "[v6]:port" when the host holds a ':' (truncated to
+ * buflen). CM_REDIS_ADDR_TEXT_MAX always suffices. */
+#define CM_REDIS_ADDR_TEXT_MAX 272
+void cm_redis_addr_format(const struct cm_redis_addr *a, char *buf, size_t buflen);
+
+/* 1 when both name the same host (compared as text, case-insensitively)
+ * and port. */
+int cm_redis_addr_eq(const struct cm_redis_addr *a, const struct cm_redis_addr *b);
+
 #endif

@@ -1,12 +1,17 @@
-/* redis_link.c: the child's command and subscription connections.
+/* redis_link.c: the child's command and subscription connections
+ * (redis_link.h).
  *
  * hiredis frees an async context itself after its disconnect callback (and
  * after a failed connect), so the pointers here are cleared in those
- * callbacks and never freed by us except at shutdown. */
+ * callbacks. We free a context ourselves only from the loop (drop_ev, at
+ * stop), never from inside one of its callbacks, and clear its pointer
+ * first: a callback for a context that is neither r->cmd nor r->sub is a
+ * stale one and does nothing. */
 #include <config.h>
 
 #include "redis_link.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,58 +23,219 @@
 #include "common/log.h"
 #include "common/redis.h"
 #include "gateway/child.h"
+#include "gateway/sentinel.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* From connect to the PING answer; a node that takes longer (a host gone
+ * silent behind a moved endpoint) is given up and connected to again. */
+#define LINK_TIMEOUT_MS 5000
 #define NODE_TTL_S 15
 
-static void connect_both(struct gw_child *ch);
+static void connect_links(struct gw_child *ch);
+
+static int use_sentinel(const struct gw_child *ch)
+{
+    return ch->cfg->redis.kind == CM_REDIS_SENTINEL;
+}
+
+static const char *link_name(const struct gw_redis *r, const redisAsyncContext *ac)
+{
+    return ac == r->sub ? "subscription" : "command";
+}
 
 static void schedule_retry(struct gw_child *ch)
 {
     struct gw_redis *r = &ch->redis;
     if (r->retry_ev == NULL || evtimer_pending(r->retry_ev, NULL))
         return;
-    int64_t base = r->backoff_ms ? r->backoff_ms : BACKOFF_MIN_MS;
-    unsigned char rnd;
-    cm_random_bytes(&rnd, 1);
-    int64_t delay = base / 2 + (base * rnd) / 512; /* jitter: [base/2, base) */
+    int64_t delay = cm_backoff_next(&r->backoff);
     struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000)};
     evtimer_add(r->retry_ev, &tv);
-    r->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    connect_both(arg);
+    connect_links(arg);
 }
 
-/* A link counts as up once a PING has an answer: the AUTH and SELECT queued
- * ahead of it have then succeeded too. */
+/* A link's context is gone or being let go: its bookkeeping. */
+static void link_gone(struct gw_child *ch, int is_sub)
+{
+    struct gw_redis *r = &ch->redis;
+    if (r->cmd_up && r->sub_up)
+        r->down_since_ms = cm_monotonic_ms();
+    if (is_sub) {
+        r->sub = NULL;
+        r->sub_up = 0;
+        gw_users_link_down(ch);
+    } else {
+        r->cmd = NULL;
+        r->cmd_up = 0;
+    }
+}
+
+/* Drops both links from the loop, soon, and connects again (with
+ * sentinels: after asking them where the master is). The first reason
+ * given is the one logged. Safe inside hiredis callbacks. */
+static void request_drop(struct gw_child *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void request_drop(struct gw_child *ch, const char *fmt, ...)
+{
+    struct gw_redis *r = &ch->redis;
+    if (r->drop_ev == NULL || r->drop_pending)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->drop_why, sizeof(r->drop_why), fmt, ap);
+    va_end(ap);
+    r->drop_pending = 1;
+    if (use_sentinel(ch))
+        r->have_master = 0;
+    event_active(r->drop_ev, 0, 0);
+}
+
+static void drop_links(struct gw_child *ch)
+{
+    struct gw_redis *r = &ch->redis;
+    redisAsyncContext *cmd = r->cmd, *sub = r->sub;
+    if (cmd != NULL) {
+        link_gone(ch, 0);
+        redisAsyncFree(cmd); /* pending pushes are answered unavailable */
+    }
+    if (sub != NULL) {
+        link_gone(ch, 1);
+        redisAsyncFree(sub);
+    }
+    if (cmd != NULL || sub != NULL)
+        gw_metric_add(ch->stats, GW_M_REDIS_RECONNECTS, 1);
+}
+
+static void on_drop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_child *ch = arg;
+    struct gw_redis *r = &ch->redis;
+    cm_warn("redis_reconnect", "%s; reconnecting", r->drop_why);
+    drop_links(ch);
+    r->drop_pending = 0;
+    schedule_retry(ch);
+    gw_child_update_ready(ch);
+}
+
+/* A link that is not up LINK_TIMEOUT_MS after it was opened is given up. */
+static void on_link_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_child *ch = arg;
+    struct gw_redis *r = &ch->redis;
+    int64_t now = cm_monotonic_ms(), wait_ms = -1;
+    int stuck = 0;
+    if (r->cmd != NULL && !r->cmd_up) {
+        stuck |= now - r->cmd_opened_ms >= LINK_TIMEOUT_MS;
+        wait_ms = r->cmd_opened_ms + LINK_TIMEOUT_MS - now;
+    }
+    if (r->sub != NULL && !r->sub_up) {
+        stuck |= now - r->sub_opened_ms >= LINK_TIMEOUT_MS;
+        int64_t w = r->sub_opened_ms + LINK_TIMEOUT_MS - now;
+        if (wait_ms < 0 || w < wait_ms)
+            wait_ms = w;
+    }
+    if (stuck) {
+        char where[CM_REDIS_ADDR_TEXT_MAX];
+        cm_redis_addr_format(&r->master, where, sizeof(where));
+        request_drop(ch, "Redis at %s did not answer within %d ms", where, LINK_TIMEOUT_MS);
+    } else if (wait_ms > 0) {
+        struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)((wait_ms % 1000) * 1000)};
+        evtimer_add(r->timeout_ev, &tv);
+    }
+}
+
+static void arm_link_timeout(struct gw_redis *r)
+{
+    if (r->timeout_ev == NULL || evtimer_pending(r->timeout_ev, NULL))
+        return;
+    struct timeval tv = {LINK_TIMEOUT_MS / 1000, (LINK_TIMEOUT_MS % 1000) * 1000};
+    evtimer_add(r->timeout_ev, &tv);
+}
+
+/* An error reply that means the node is no longer our master. */
+static int failover_reply(struct gw_child *ch, const redisReply *rep)
+{
+    if (rep == NULL || rep->type != REDIS_REPLY_ERROR || !cm_redis_error_is_failover(rep->str, rep->len))
+        return 0;
+    char where[CM_REDIS_ADDR_TEXT_MAX];
+    cm_redis_addr_format(&ch->redis.master, where, sizeof(where));
+    request_drop(ch, "Redis at %s is no longer a usable master (%s)", where, rep->str);
+    return 1;
+}
+
+/* ROLE, queued right after connecting: a replica is given up at once. An
+ * error reply (ROLE not permitted) proves nothing either way. */
+static void on_role(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    redisReply *rep = reply;
+    struct gw_child *ch = ac->data;
+    struct gw_redis *r = &ch->redis;
+    if (rep == NULL || r->drop_pending || (ac != r->cmd && ac != r->sub))
+        return;
+    char role[32];
+    int rc = cm_redis_parse_role(rep, role, sizeof(role));
+    if (rc == 0) {
+        char where[CM_REDIS_ADDR_TEXT_MAX];
+        cm_redis_addr_format(&r->master, where, sizeof(where));
+        request_drop(ch, "Redis at %s is a %s, not the master", where, role);
+    } else if (rc < 0 && rep->type == REDIS_REPLY_ERROR && !failover_reply(ch, rep)) {
+        cm_debug("redis_role", "ROLE refused (%s): the node is taken for a master", rep->str);
+    }
+}
+
+/* A link counts as up once a PING has an answer: the AUTH, SELECT and ROLE
+ * queued ahead of it have then succeeded too. */
 static void on_ping(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     redisReply *rep = reply;
     struct gw_child *ch = ac->data;
     struct gw_redis *r = &ch->redis;
-    if (rep == NULL)
-        return; /* the link went down before the answer */
+    if (rep == NULL || r->drop_pending || (ac != r->cmd && ac != r->sub))
+        return; /* the link went down before the answer, or is being dropped */
     if (rep->type == REDIS_REPLY_ERROR) {
-        cm_error("redis_refused", "Redis refused the connection: %s", rep->str);
-        redisAsyncDisconnect(ac);
+        if (!failover_reply(ch, rep)) {
+            cm_error("redis_refused", "Redis refused the connection: %s", rep->str);
+            redisAsyncDisconnect(ac);
+        }
         return;
     }
     if (ac == r->sub) {
         r->sub_up = 1;
-    } else if (ac == r->cmd) {
+    } else {
         r->cmd_up = 1;
         gw_redis_heartbeat(ch);
     }
     if (r->cmd_up && r->sub_up) {
-        r->backoff_ms = 0;
-        cm_info("redis_connected", "connected to Redis");
+        char where[CM_REDIS_ADDR_TEXT_MAX], was[CM_REDIS_ADDR_TEXT_MAX], down[64] = "";
+        cm_redis_addr_format(&r->master, where, sizeof(where));
+        cm_backoff_reset(&r->backoff);
+        if (r->timeout_ev != NULL)
+            evtimer_del(r->timeout_ev);
+        if (r->have_last_up && !cm_redis_addr_eq(&r->last_up, &r->master)) {
+            cm_redis_addr_format(&r->last_up, was, sizeof(was));
+            cm_warn("redis_master_changed", "following the new Redis master %s%s%s (was %s)", where,
+                    use_sentinel(ch) ? " of " : "", use_sentinel(ch) ? ch->cfg->redis.master : "", was);
+        }
+        if (r->down_since_ms > 0)
+            snprintf(down, sizeof(down), " after %lld ms without it",
+                     (long long)(cm_monotonic_ms() - r->down_since_ms));
+        cm_info("redis_connected", "connected to Redis at %s%s", where, down);
+        r->last_up = r->master;
+        r->have_last_up = 1;
+        r->down_since_ms = 0;
         /* Subscribing needs both links (SADD of the node set goes on the
          * command link), so users are queued only once both answer. */
         gw_users_link_up(ch);
@@ -82,45 +248,52 @@ static void on_connect(const redisAsyncContext *cac, int status)
     redisAsyncContext *ac = (redisAsyncContext *)cac;
     struct gw_child *ch = ac->data;
     struct gw_redis *r = &ch->redis;
+    if (ac != r->cmd && ac != r->sub)
+        return;
     int is_sub = ac == r->sub;
     if (status != REDIS_OK) {
-        cm_warn("redis_connect_failed", "%s connection: %s", is_sub ? "subscription" : "command", ac->errstr);
-        if (is_sub)
-            r->sub = NULL;
+        char where[CM_REDIS_ADDR_TEXT_MAX];
+        cm_redis_addr_format(&r->master, where, sizeof(where));
+        cm_warn("redis_connect_failed", "Redis at %s (%s link): %s", where, link_name(r, ac), ac->errstr);
+        link_gone(ch, is_sub); /* hiredis frees the context after this callback */
+        if (use_sentinel(ch))
+            request_drop(ch, "cannot reach the master %s", where);
         else
-            r->cmd = NULL;
-        schedule_retry(ch);
+            schedule_retry(ch);
         gw_child_update_ready(ch);
         return;
     }
+    redisAsyncCommand(ac, on_role, NULL, "ROLE");
     redisAsyncCommand(ac, on_ping, NULL, "PING");
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+static void on_disconnect(const redisAsyncContext *cac, int status)
 {
     (void)status;
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
     struct gw_child *ch = ac->data;
     struct gw_redis *r = &ch->redis;
-    if (ac == r->sub) {
-        r->sub = NULL;
-        r->sub_up = 0;
-        gw_users_link_down(ch);
-    } else if (ac == r->cmd) {
-        r->cmd = NULL;
-        r->cmd_up = 0;
-    }
-    if (r->retry_ev != NULL) { /* NULL: we are stopping */
-        cm_warn("redis_disconnected", "lost Redis: %s", ac->errstr[0] ? ac->errstr : "closed");
-        gw_metric_add(ch->stats, GW_M_REDIS_RECONNECTS, 1);
+    if (ac != r->cmd && ac != r->sub)
+        return; /* let go by us: drop_links or gw_redis_stop did the bookkeeping */
+    char where[CM_REDIS_ADDR_TEXT_MAX];
+    cm_redis_addr_format(&r->master, where, sizeof(where));
+    cm_warn("redis_disconnected", "lost Redis at %s (%s link): %s", where, link_name(r, ac),
+            ac->errstr[0] ? ac->errstr : "closed");
+    link_gone(ch, ac == r->sub);
+    gw_metric_add(ch->stats, GW_M_REDIS_RECONNECTS, 1);
+    /* With sentinels the master may have moved: both links go, and the
+     * sentinels are asked again. */
+    if (use_sentinel(ch))
+        request_drop(ch, "lost the master %s", where);
+    else
         schedule_retry(ch);
-    }
     gw_child_update_ready(ch);
 }
 
-static redisAsyncContext *open_one(struct gw_child *ch)
+static redisAsyncContext *open_one(struct gw_child *ch, int64_t *opened_ms)
 {
-    char err[256];
-    redisAsyncContext *ac = cm_redis_connect_async(&ch->cfg->redis, err, sizeof(err));
+    char err[512];
+    redisAsyncContext *ac = cm_redis_connect_async_addr(&ch->cfg->redis, &ch->redis.master, err, sizeof(err));
     if (ac == NULL) {
         cm_warn("redis_connect_failed", "%s", err);
         return NULL;
@@ -132,40 +305,125 @@ static redisAsyncContext *open_one(struct gw_child *ch)
     }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    *opened_ms = cm_monotonic_ms();
     return ac;
 }
 
-static void connect_both(struct gw_child *ch)
+static void connect_links(struct gw_child *ch)
 {
     struct gw_redis *r = &ch->redis;
+    if (r->drop_pending || r->retry_ev == NULL)
+        return; /* the drop connects again; or stopping */
+    if (use_sentinel(ch)) {
+        if (!r->have_master) {
+            if (!r->discovering) {
+                r->discovering = 1;
+                gw_sentinel_discover(r->sentinel);
+            }
+            return;
+        }
+    } else {
+        r->master = ch->cfg->redis.addrs[0];
+        r->have_master = 1;
+    }
     if (r->cmd == NULL)
-        r->cmd = open_one(ch);
+        r->cmd = open_one(ch, &r->cmd_opened_ms);
     if (r->sub == NULL)
-        r->sub = open_one(ch);
+        r->sub = open_one(ch, &r->sub_opened_ms);
     if (r->cmd == NULL || r->sub == NULL)
         schedule_retry(ch);
+    if ((r->cmd != NULL && !r->cmd_up) || (r->sub != NULL && !r->sub_up))
+        arm_link_timeout(r);
+}
+
+/* A sentinel round ended (gateway/sentinel.h). */
+static void on_sentinel_found(void *arg, const struct cm_redis_addr *master, const struct cm_redis_addr *from,
+                              const char *why)
+{
+    struct gw_child *ch = arg;
+    struct gw_redis *r = &ch->redis;
+    r->discovering = 0;
+    if (master == NULL) {
+        cm_error("redis_sentinel_failed", "%s; retrying", why);
+        schedule_retry(ch);
+        return;
+    }
+    char at[CM_REDIS_ADDR_TEXT_MAX], by[CM_REDIS_ADDR_TEXT_MAX];
+    cm_redis_addr_format(master, at, sizeof(at));
+    cm_redis_addr_format(from, by, sizeof(by));
+    if (!r->have_last_up || !cm_redis_addr_eq(master, &r->last_up))
+        cm_info("redis_master", "sentinel %s: master %s is at %s", by, ch->cfg->redis.master, at);
+    else
+        cm_debug("redis_master", "sentinel %s: master %s is at %s", by, ch->cfg->redis.master, at);
+    if ((r->cmd != NULL || r->sub != NULL) && !cm_redis_addr_eq(master, &r->master)) {
+        request_drop(ch, "the sentinels moved master %s to %s", ch->cfg->redis.master, at);
+        return;
+    }
+    r->master = *master;
+    r->have_master = 1;
+    connect_links(ch);
+}
+
+/* A sentinel says where the master is now (gateway/sentinel.h). */
+static void on_sentinel_moved(void *arg, const struct cm_redis_addr *master, const struct cm_redis_addr *from)
+{
+    struct gw_child *ch = arg;
+    struct gw_redis *r = &ch->redis;
+    if (r->have_master && cm_redis_addr_eq(master, &r->master))
+        return; /* what we already use */
+    if (!r->have_master && r->discovering)
+        return; /* a round is asking already */
+    char at[CM_REDIS_ADDR_TEXT_MAX], by[CM_REDIS_ADDR_TEXT_MAX];
+    cm_redis_addr_format(master, at, sizeof(at));
+    cm_redis_addr_format(from, by, sizeof(by));
+    cm_warn("redis_sentinel_switch", "sentinel %s: master %s is now at %s", by, ch->cfg->redis.master, at);
+    if (r->cmd != NULL || r->sub != NULL) {
+        request_drop(ch, "the sentinels moved master %s to %s", ch->cfg->redis.master, at);
+        return;
+    }
+    /* Waiting to retry: go now, the failover is over. */
+    r->have_master = 0;
+    if (r->retry_ev != NULL)
+        evtimer_del(r->retry_ev);
+    connect_links(ch);
 }
 
 int gw_redis_start(struct gw_child *ch)
 {
-    ch->redis.retry_ev = evtimer_new(ch->base, on_retry, ch);
-    if (ch->redis.retry_ev == NULL)
+    struct gw_redis *r = &ch->redis;
+    cm_backoff_init(&r->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+    r->retry_ev = evtimer_new(ch->base, on_retry, ch);
+    r->drop_ev = event_new(ch->base, -1, 0, on_drop, ch);
+    r->timeout_ev = evtimer_new(ch->base, on_link_timeout, ch);
+    if (r->retry_ev == NULL || r->drop_ev == NULL || r->timeout_ev == NULL)
         return -1;
-    connect_both(ch);
+    if (use_sentinel(ch)) {
+        static const struct gw_sentinel_cb cb = {on_sentinel_found, on_sentinel_moved};
+        r->sentinel = gw_sentinel_new(ch->base, &ch->cfg->redis, &cb, ch);
+        if (r->sentinel == NULL)
+            return -1;
+    }
+    connect_links(ch);
     return 0;
 }
 
 void gw_redis_stop(struct gw_child *ch)
 {
     struct gw_redis *r = &ch->redis;
-    if (r->retry_ev != NULL) {
-        event_free(r->retry_ev);
-        r->retry_ev = NULL;
+    struct event **evs[] = {&r->retry_ev, &r->drop_ev, &r->timeout_ev};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        if (*evs[i] != NULL) {
+            event_free(*evs[i]);
+            *evs[i] = NULL;
+        }
     }
+    gw_sentinel_free(r->sentinel);
+    r->sentinel = NULL;
     /* Clear first: redisAsyncFree runs the disconnect callback. */
     redisAsyncContext *cmd = r->cmd, *sub = r->sub;
     r->cmd = r->sub = NULL;
     r->cmd_up = r->sub_up = 0;
+    r->drop_pending = 0;
     if (cmd != NULL)
         redisAsyncFree(cmd);
     if (sub != NULL)
@@ -185,13 +443,15 @@ static void on_push(redisAsyncContext *ac, void *reply, void *priv)
         cm_debug("redis_push_failed", "a request may not have reached the queue: %s",
                  rep ? rep->str : "connection lost");
         gw_child_push_failed(ac->data, o);
+        if (rep != NULL && ac == ((struct gw_child *)ac->data)->redis.cmd)
+            failover_reply(ac->data, rep);
     }
     free(o);
 }
 
 int gw_redis_push(struct gw_child *ch, const char *data, size_t len, const struct gw_push_origin *origin)
 {
-    if (!ch->redis.cmd_up)
+    if (!ch->redis.cmd_up || ch->redis.drop_pending)
         return -1;
     struct gw_push_origin *o = malloc(sizeof(*o));
     if (o == NULL)
@@ -236,10 +496,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 static void on_ignore(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)ac;
     (void)priv;
     redisReply *r = reply;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+    struct gw_child *ch = ac->data;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && (ac != ch->redis.cmd || !failover_reply(ch, r)))
         cm_warn("redis_error", "%s", r->str);
 }
 

@@ -1,7 +1,21 @@
 /* redis_link.h: a gateway child's two Redis connections on its libevent
  * loop: `cmd` (queue pushes, presence sets, node liveness) and `sub` (the
  * per-user channels). Both reconnect with capped exponential backoff and
- * jitter; while either is down the child is not ready. */
+ * jitter; while either is down the child is not ready.
+ *
+ * Both always go to the master, wherever it is now:
+ *   - redis://host:port: that host (the name is resolved again at every
+ *     connect, so a DNS endpoint that moves, like an ElastiCache primary
+ *     endpoint, is followed);
+ *   - redis+sentinel://: the address the sentinels give (gateway/sentinel.h),
+ *     asked again after every loss.
+ * A link counts as up once ROLE says master (a node that refuses ROLE is
+ * taken at its word) and PING answers. Both links are dropped and made
+ * again when a reply says the node is no longer a usable master (READONLY,
+ * LOADING, ...; common/redis.h), when the links do not come up in time, and,
+ * with sentinels, when either link is lost or a sentinel announces that the
+ * master moved (+switch-master). Re-subscribing every local user after a
+ * reconnect is gw_users_link_up's job. */
 #ifndef CHATMI_GATEWAY_REDIS_LINK_H
 #define CHATMI_GATEWAY_REDIS_LINK_H
 
@@ -9,21 +23,41 @@
 #include <stdint.h>
 #include <hiredis/async.h>
 
+#include "common/backoff.h"
 #include "common/ids.h"
+#include "common/redis_url.h"
 
 struct gw_child;
+struct gw_sentinel;
 struct event;
 
 struct gw_redis {
     redisAsyncContext *cmd;   /* NULL while disconnected */
     redisAsyncContext *sub;
-    int cmd_up, sub_up;       /* connected */
-    int64_t backoff_ms;
-    struct event *retry_ev;
+    int cmd_up, sub_up;       /* connected, ROLE and PING answered */
+    struct cm_backoff backoff;
+    struct event *retry_ev;   /* the next connect attempt */
+    struct event *drop_ev;    /* drops both links from the loop (never inside a hiredis callback) */
+    struct event *timeout_ev; /* the links must be up by then */
+    int drop_pending;         /* drop_ev is active: ignore what the doomed links answer */
+    int64_t cmd_opened_ms, sub_opened_ms; /* monotonic: when each link was opened */
+    char drop_why[256];
+
+    struct gw_sentinel *sentinel; /* redis+sentinel:// only */
+    int discovering;          /* a sentinel round is running */
+    struct cm_redis_addr master; /* where the links go (sentinel: the last answer) */
+    int have_master;          /* 0: ask the sentinels before connecting */
+    struct cm_redis_addr last_up; /* the master of the last time both links were up */
+    int have_last_up;
+    int64_t down_since_ms;    /* monotonic: when the links last stopped being both up; 0 while up */
 };
 
+/* Starts connecting (never blocks: sentinels are asked on the loop too).
+ * 0, or -1 when out of memory. */
 int gw_redis_start(struct gw_child *ch);
+/* Closes everything; pushes still unconfirmed are answered unavailable. */
 void gw_redis_stop(struct gw_child *ch);
+/* Both links up. */
 int gw_redis_ready(const struct gw_child *ch);
 
 /* Who sent a pushed request, so that a push lost with the link can be

@@ -4,12 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "common/redis.h"
+#include "common/sentinel.h"
 #include "worker/conn.h"
 
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 10000
+/* Spacing of attempts to open the +switch-master subscription. */
+#define WATCH_BACKOFF_MIN_MS 1000
+#define WATCH_BACKOFF_MAX_MS 30000
 
 void wk_argv_reset(struct wk_argv *a)
 {
@@ -54,7 +59,8 @@ static int load_script(struct wk_conn *wc, enum wk_script s, char *err, size_t e
 int conn_open(struct wk_conn *wc, const struct cm_redis_url *url, char *err, size_t errlen)
 {
     conn_close(wc);
-    wc->c = cm_redis_connect(url, WK_REDIS_TIMEOUT_MS, err, errlen);
+    struct cm_redis_addr where;
+    wc->c = cm_redis_connect(url, WK_REDIS_TIMEOUT_MS, &wc->sentinel_next, &where, err, errlen);
     if (!wc->c)
         return -1;
     for (int s = 0; s < WK_SCRIPT_COUNT; s++) {
@@ -63,6 +69,11 @@ int conn_open(struct wk_conn *wc, const struct cm_redis_url *url, char *err, siz
             return -1;
         }
     }
+    wc->moved = wc->have_where && !cm_redis_addr_eq(&wc->where, &where);
+    if (wc->have_where)
+        wc->prev = wc->where;
+    wc->where = where;
+    wc->have_where = 1;
     return 0;
 }
 
@@ -71,6 +82,15 @@ void conn_close(struct wk_conn *wc)
     if (wc->c) {
         redisFree(wc->c);
         wc->c = NULL;
+    }
+}
+
+void conn_free(struct wk_conn *wc)
+{
+    conn_close(wc);
+    if (wc->watch) {
+        redisFree(wc->watch);
+        wc->watch = NULL;
     }
 }
 
@@ -96,24 +116,41 @@ int conn_append(struct wk_conn *wc, const struct wk_argv *a)
     return conn_append_argv(wc, a->argc, (const char **)(uintptr_t)a->v, a->len);
 }
 
+/* Fails the context with an error reply's text (see conn_read). */
+static void fail_with(struct wk_conn *wc, const redisReply *r)
+{
+    wc->c->err = REDIS_ERR_OTHER;
+    snprintf(wc->c->errstr, sizeof(wc->c->errstr), "%.*s", (int)r->len, r->str);
+}
+
 int conn_read(struct wk_conn *wc, redisReply **out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = NULL;
     if (!wc->c || wc->c->err)
         return -1;
+    /* The whole pipeline is read even after a failover error: a lost
+     * connection then overrides it as the cause. */
+    const redisReply *failover = NULL;
     for (size_t i = 0; i < n; i++) {
         void *r = NULL;
         if (redisGetReply(wc->c, &r) != REDIS_OK || !r) {
-            for (size_t j = 0; j < i; j++) {
-                freeReplyObject(out[j]);
-                out[j] = NULL;
-            }
-            return -1;
+            failover = NULL;
+            goto fail;
         }
         out[i] = r;
+        if (!failover && out[i]->type == REDIS_REPLY_ERROR && cm_redis_error_is_failover(out[i]->str, out[i]->len))
+            failover = out[i];
     }
-    return 0;
+    if (!failover)
+        return 0;
+    fail_with(wc, failover);
+fail:
+    for (size_t j = 0; j < n; j++) {
+        freeReplyObject(out[j]);
+        out[j] = NULL;
+    }
+    return -1;
 }
 
 redisReply *conn_call(struct wk_conn *wc, const struct wk_argv *a)
@@ -167,14 +204,46 @@ redisReply *conn_script_call(struct wk_conn *wc, enum wk_script s, struct wk_arg
 
 long conn_backoff_ms(unsigned attempt)
 {
-    long ms = BACKOFF_BASE_MS;
-    for (unsigned i = 0; i < attempt && ms < BACKOFF_CAP_MS; i++)
-        ms *= 2;
-    if (ms > BACKOFF_CAP_MS)
-        ms = BACKOFF_CAP_MS;
-    unsigned int rnd = 0;
+    uint32_t rnd = 0;
     if (cm_random_bytes(&rnd, sizeof rnd) < 0)
-        rnd = (unsigned int)cm_monotonic_ms();
-    long half = ms / 2;
-    return half + (long)(rnd % (unsigned long)(half + 1));
+        rnd = (uint32_t)cm_monotonic_ms();
+    return (long)cm_backoff_jitter(cm_backoff_base(BACKOFF_BASE_MS, BACKOFF_CAP_MS, attempt), rnd);
+}
+
+int conn_master_moved(struct wk_conn *wc, const struct cm_redis_url *url, char *to, size_t tolen)
+{
+    if (url->kind != CM_REDIS_SENTINEL || !wc->have_where)
+        return 0;
+    if (wc->watch == NULL) {
+        int64_t now = cm_monotonic_ms();
+        if (now < wc->watch_next_ms)
+            return 0;
+        char err[256];
+        wc->watch = cm_sentinel_watch_open(url, wc->watch_idx, CM_SENTINEL_TIMEOUT_MS, err, sizeof err);
+        if (wc->watch == NULL) {
+            /* Not fatal: a lost connection or a READONLY reply still leads
+             * to the new master; try the next sentinel later. */
+            wc->watch_idx = (wc->watch_idx + 1) % url->naddrs;
+            wc->watch_next_ms =
+                now + cm_backoff_jitter(cm_backoff_base(WATCH_BACKOFF_MIN_MS, WATCH_BACKOFF_MAX_MS, wc->watch_failures),
+                                        (uint32_t)now);
+            if (wc->watch_failures < 64)
+                wc->watch_failures++;
+            return 0;
+        }
+        wc->watch_failures = 0;
+    }
+    struct cm_redis_addr a;
+    int rc = cm_sentinel_watch_poll(wc->watch, url->master, &a);
+    if (rc < 0) {
+        redisFree(wc->watch);
+        wc->watch = NULL;
+        wc->watch_idx = (wc->watch_idx + 1) % url->naddrs;
+        return 0;
+    }
+    if (rc == 0 || cm_redis_addr_eq(&a, &wc->where))
+        return 0;
+    if (tolen > 0)
+        cm_redis_addr_format(&a, to, tolen);
+    return 1;
 }

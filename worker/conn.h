@@ -33,18 +33,49 @@ void wk_argv_reset(struct wk_argv *a);
 void wk_argv_add(struct wk_argv *a, const char *p, size_t len);
 void wk_argv_addz(struct wk_argv *a, const char *s);
 
+/* Start with the struct zeroed. */
 struct wk_conn {
     redisContext *c; /* NULL while disconnected */
     char sha[WK_SCRIPT_COUNT][41];
+
+    /* The master connected to, and the one before it (for the log line of
+     * a failover): set by conn_open. */
+    struct cm_redis_addr where, prev;
+    int have_where;
+    int moved;                  /* this connection's master differs from the last one's */
+    size_t sentinel_next;       /* sentinel asked first (cm_sentinel_discover) */
+
+    /* redis+sentinel://: a +switch-master subscription on one sentinel,
+     * opened lazily by conn_master_moved; NULL while there is none. */
+    redisContext *watch;
+    size_t watch_idx;
+    int64_t watch_next_ms;      /* monotonic time of the next attempt to open it */
+    unsigned watch_failures;
 };
 
-/* Connects as url says and loads every script (SCRIPT LOAD). 0, or -1 with
- * a message in err and the connection closed. */
+/* Connects to the master as url says (redis+sentinel://: asks the
+ * sentinels, then checks the node's ROLE), loads every script (SCRIPT LOAD)
+ * and sets where/prev/moved. 0, or -1 with a message in err and the
+ * connection closed. */
 int conn_open(struct wk_conn *wc, const struct cm_redis_url *url, char *err, size_t errlen);
-/* Frees the context (if any). Safe to call twice. */
+/* Frees the context (if any); the sentinel subscription stays, to tell
+ * when a new master is worth trying at once. Safe to call twice. */
 void conn_close(struct wk_conn *wc);
+/* conn_close, and the sentinel subscription too (at exit). */
+void conn_free(struct wk_conn *wc);
 /* The context's error text, for logs ("not connected" when there is none). */
 const char *conn_errstr(const struct wk_conn *wc);
+
+/* redis+sentinel:// only (0 for other URLs, without doing anything): reads,
+ * without blocking, the sentinels' +switch-master announcements, opening
+ * the subscription first when there is none (one sentinel per attempt,
+ * CM_SENTINEL_TIMEOUT_MS at most, attempts spaced by a capped backoff).
+ * 1 when a sentinel announced that our master moved to a node other than
+ * the one connected to last (its address in to, "host:port", when
+ * tolen > 0): connected, the caller closes the connection between batches
+ * and connects again; waiting to reconnect, it stops waiting. 0 before the
+ * first connection. */
+int conn_master_moved(struct wk_conn *wc, const struct cm_redis_url *url, char *to, size_t tolen);
 
 /* Queues one command without reading its reply. 0, or -1 (out of memory in
  * hiredis or no connection: treat as a connection failure). */
@@ -52,7 +83,10 @@ int conn_append(struct wk_conn *wc, const struct wk_argv *a);
 int conn_append_argv(struct wk_conn *wc, int argc, const char **argv, const size_t *argvlen);
 /* Reads the next n replies into out[0..n). 0, or -1 on a connection failure,
  * in which case out[] holds only NULLs (what was read is freed). An error
- * reply from Redis is a reply, not a failure. */
+ * reply from Redis is a reply, not a failure, except one that says the node
+ * is no longer a usable master (cm_redis_error_is_failover: READONLY,
+ * LOADING, ...): that fails the connection, with the error as its errstr,
+ * so the caller reconnects (to the new master) and redoes the batch. */
 int conn_read(struct wk_conn *wc, redisReply **out, size_t n);
 /* Sends one command and reads its reply: NULL on a connection failure. Only
  * when no pipelined replies are pending. */
@@ -72,7 +106,8 @@ redisReply *conn_script_call(struct wk_conn *wc, enum wk_script s, struct wk_arg
 
 /* Milliseconds to wait before reconnect attempt `attempt` (0 based):
  * exponential from 100 ms, capped at 10 s, with jitter (half fixed, half
- * random) so a fleet of workers does not reconnect in step. */
+ * random) so a fleet of workers does not reconnect in step
+ * (common/backoff.h). */
 long conn_backoff_ms(unsigned attempt);
 
 #endif

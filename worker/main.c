@@ -70,20 +70,48 @@ static void nap(long ms)
     }
 }
 
-/* Connects (and loads the scripts), retrying with backoff until it works or
- * a stop is requested. 0 when connected, -1 when stopping. */
-static int connect_with_backoff(struct wk *w)
+/* Sleeps ms milliseconds like nap(), but ends early when the sentinels
+ * announce a new master (conn_master_moved): the failover is over, so the
+ * next attempt should not wait for the backoff. */
+static void nap_until_switch(struct wk *w, long ms)
 {
-    char err[512];
+    int64_t end = cm_monotonic_ms() + ms;
+    while (!stop_requested) {
+        char to[CM_REDIS_ADDR_TEXT_MAX];
+        if (conn_master_moved(&w->conn, &w->cfg->url, to, sizeof to)) {
+            cm_info("redis_sentinel_switch", "the sentinels moved master %s to %s; connecting now",
+                    w->cfg->url.master, to);
+            return;
+        }
+        int64_t left = end - cm_monotonic_ms();
+        if (left <= 0)
+            break;
+        nap(left > 100 ? 100 : (long)left);
+    }
+}
+
+/* Connects (and loads the scripts), retrying with backoff until it works or
+ * a stop is requested; logs the master it reached when that is news (a
+ * reconnect, a new master). 0 when connected, -1 when stopping. */
+static int connect_with_backoff(struct wk *w, int reconnect)
+{
+    char err[1024];
     for (unsigned attempt = 0; !stop_requested; attempt++) {
         if (conn_open(&w->conn, &w->cfg->url, err, sizeof err) == 0) {
-            if (attempt > 0)
-                cm_info("redis_connected", "connected to Redis after %u attempts", attempt + 1);
+            const struct wk_conn *c = &w->conn;
+            char at[CM_REDIS_ADDR_TEXT_MAX], was[CM_REDIS_ADDR_TEXT_MAX];
+            cm_redis_addr_format(&c->where, at, sizeof at);
+            cm_redis_addr_format(&c->prev, was, sizeof was);
+            if (c->moved)
+                cm_warn("redis_master_changed", "following the new Redis master %s%s%s (was %s)", at,
+                        w->cfg->url.kind == CM_REDIS_SENTINEL ? " of " : "", w->cfg->url.master, was);
+            if (attempt > 0 || c->moved || reconnect)
+                cm_info("redis_connected", "connected to Redis at %s after %u attempts", at, attempt + 1);
             return 0;
         }
         long ms = conn_backoff_ms(attempt);
         cm_warn("redis_connect", "%s; retrying in %ld ms", err, ms);
-        nap(ms);
+        nap_until_switch(w, ms);
     }
     return -1;
 }
@@ -202,7 +230,7 @@ int main(int argc, char **argv)
     struct wk_stats last = w.stats;
     while (!stop_requested) {
         if (!connected) {
-            if (connect_with_backoff(&w) < 0)
+            if (connect_with_backoff(&w, ready) < 0)
                 break;
             connected = 1;
             next_beat = 0;
@@ -211,7 +239,7 @@ int main(int argc, char **argv)
                 cm_error("redis_lost", "Redis failed while recovering (%s); reconnecting", conn_errstr(&w.conn));
                 conn_close(&w.conn);
                 connected = 0;
-                nap(conn_backoff_ms(failures++));
+                nap_until_switch(&w, conn_backoff_ms(failures++));
                 continue;
             }
             if (!ready) {
@@ -224,10 +252,18 @@ int main(int argc, char **argv)
             cm_error("redis_lost", "Redis failed (%s); reconnecting", conn_errstr(&w.conn));
             conn_close(&w.conn);
             connected = 0;
-            nap(conn_backoff_ms(failures++));
+            nap_until_switch(&w, conn_backoff_ms(failures++));
             continue;
         }
         failures = 0;
+        char to[CM_REDIS_ADDR_TEXT_MAX];
+        if (conn_master_moved(&w.conn, &cfg.url, to, sizeof to)) {
+            /* Between batches: nothing is in hand. */
+            cm_warn("redis_failover", "the sentinels moved master %s to %s; reconnecting", cfg.url.master, to);
+            conn_close(&w.conn);
+            connected = 0;
+            continue;
+        }
         if (cm_monotonic_ms() >= next_stats) {
             if (memcmp(&last, &w.stats, sizeof last) != 0)
                 log_stats(&w);
@@ -239,7 +275,7 @@ int main(int argc, char **argv)
      * nothing is in hand, so leave the heartbeat set cleanly. */
     if (connected)
         (void)queue_forget(&w.conn, &w.keys, cfg.worker_id);
-    conn_close(&w.conn);
+    conn_free(&w.conn);
     log_stats(&w);
     cm_info("exit", "worker %s stopped", cfg.worker_id);
     return 0;

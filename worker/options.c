@@ -62,7 +62,9 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
 
     const struct cm_opt opts[] = {
         {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", NULL, 0, 0, 1,
-         "redis://[user:password@]host:port[/db]", &redis_url},
+         "redis://[user:password@]host:port[/db] or "
+         "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db]",
+         &redis_url},
         {"stage", CM_OPT_ENUM, "all", NULL, "ingest|fanout|all", 0, 0, 0,
          "which queues to work: ingest (inbound), fanout, or all (alternating)", &stage},
         {"batch", CM_OPT_INT, "64", NULL, NULL, 1, WK_BATCH_MAX, 0, "queue items taken per round trip", &batch},
@@ -104,8 +106,9 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
         fprintf(stderr, "chatmi-worker: --redis-url: %s\n", redis_url ? err : "missing");
         goto out;
     }
-    if (cfg->url.kind != CM_REDIS_PLAIN) {
-        fprintf(stderr, "chatmi-worker: --redis-url: only redis:// is supported in this version\n");
+    if (cfg->url.kind == CM_REDIS_CLUSTER) {
+        fprintf(stderr, "chatmi-worker: --redis-url: redis+cluster:// is not supported in this version; use "
+                        "redis:// or redis+sentinel://\n");
         goto out;
     }
     if (worker_id && !valid_worker_id(worker_id)) {
