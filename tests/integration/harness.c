@@ -76,6 +76,8 @@ struct it_env {
     int gw_port[IT_MAX_GW];
     int nworkers;
     int worker_proc[IT_MAX_WORKERS];
+    int nreplicas;        /* it_redis_replica_start: names the logs */
+    int nsentinels;       /* it_sentinel_start: names the logs */
 };
 
 /* One test per process: the fixture's state lives here. */
@@ -1187,4 +1189,201 @@ ReportHook(POST_ALL)(struct criterion_global_stats *gs)
     (void)gs;
     if (g_root[0] != '\0' && getenv("CHATMI_IT_KEEP") == NULL)
         rm_rf(g_root);
+}
+
+/* ---- Redis replication and Sentinel ----------------------------------------------
+ * Replicas and sentinels of the test's Redis (the master), each on a free
+ * loopback port with its own directory under redis-data; it_end kills them
+ * with everything else. */
+
+/* Occurrences of needle in a file (one per line at most). */
+static int file_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    char line[IT_LINE_MAX];
+    int n = 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+int it_log_count(const char *logname, const char *needle)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/%s.log", IT->dir, logname);
+    return file_count(path, needle);
+}
+
+int it_log_wait_count(const char *logname, const char *needle, int count, int timeout_ms)
+{
+    int64_t deadline = it_mono_ms() + timeout_ms;
+    /* the drainer appends to the log as lines arrive: poll it, paced */
+    for (;;) {
+        if (it_log_count(logname, needle) >= count)
+            return 1;
+        if (it_mono_ms() >= deadline)
+            return 0;
+        it_pause_ms(20);
+    }
+}
+
+/* Waits for needle in proc idx's log: 1 seen, 0 the program exited first,
+ * -1 timeout. */
+static int proc_wait_log(int idx, const char *needle, int timeout_ms)
+{
+    int64_t deadline = it_mono_ms() + timeout_ms;
+    for (;;) {
+        if (it_log_count(IT->procs[idx].name, needle) > 0)
+            return 1;
+        pthread_mutex_lock(&IT->mu);
+        int eof = IT->procs[idx].eof;
+        pthread_mutex_unlock(&IT->mu);
+        if (eof)
+            return it_log_count(IT->procs[idx].name, needle) > 0 ? 1 : 0;
+        if (it_mono_ms() >= deadline)
+            return -1;
+        it_pause_ms(20);
+    }
+}
+
+/* redis-cli next to the redis-server under test (or on PATH). */
+static const char *redis_cli_bin(char *buf, size_t buflen)
+{
+    char rbuf[PATH_MAX];
+    const char *srv = resolve(redis_bin(), rbuf, sizeof(rbuf));
+    const char *slash = strrchr(srv, '/');
+    if (slash != NULL) {
+        snprintf(buf, buflen, "%.*s/redis-cli", (int)(slash - srv), srv);
+        if (access(buf, X_OK) == 0)
+            return buf;
+    }
+    return resolve("redis-cli", buf, buflen);
+}
+
+int it_redis_cli(int port, const char *const *args, char *out, size_t outlen)
+{
+    char bin[PATH_MAX], ports[16];
+    snprintf(ports, sizeof(ports), "%d", port);
+    const char *argv[40] = {redis_cli_bin(bin, sizeof(bin)), "-h", "127.0.0.1", "-p", ports};
+    int n = 5;
+    for (const char *const *a = args; *a != NULL && n < 39; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    int st = 0;
+    if (it_run(argv, NULL, it_ms(5000), out, outlen, &st) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int it_redis_replica_start(void)
+{
+    cr_assert(IT->redis_proc >= 0 && IT->redis_port > 0, "start the master (it_redis_start) first");
+    char out[512];
+    /* Redis 7 waits 5 s before a diskless full sync by default: none here. */
+    const char *cfg[] = {"CONFIG", "SET", "repl-diskless-sync-delay", "0", NULL};
+    cr_assert_eq(it_redis_cli(IT->redis_port, cfg, out, sizeof(out)), 0, "CONFIG SET on the master: %s", out);
+    char rbuf[PATH_MAX], master[16];
+    const char *bin = resolve(redis_bin(), rbuf, sizeof(rbuf));
+    snprintf(master, sizeof(master), "%d", IT->redis_port);
+    for (int attempt = 0; attempt < IT_START_ATTEMPTS; attempt++) {
+        int port = it_free_port();
+        char ports[16], data[PATH_MAX + 64], name[32];
+        snprintf(ports, sizeof(ports), "%d", port);
+        snprintf(data, sizeof(data), "%s/redis-data", IT->dir);
+        mkdir(data, 0700);
+        snprintf(data, sizeof(data), "%s/redis-data/replica-%d", IT->dir, port);
+        mkdir(data, 0700);
+        const char *argv[] = {bin,       "--port",      ports,     "--bind",       "127.0.0.1", "--save", "",
+                              "--appendonly", "no",     "--dir",   data,           "--daemonize", "no",
+                              "--logfile", "",          "--protected-mode", "no",  "--replicaof", "127.0.0.1",
+                              master,      NULL};
+        snprintf(name, sizeof(name), "replica%d", IT->nreplicas);
+        int idx = proc_start(name, argv, READY_REDIS);
+        cr_assert(idx >= 0, "cannot start %s", bin);
+        int rc = proc_wait_ready(idx, it_ms(10000));
+        if (rc == 1)
+            rc = proc_wait_log(idx, "MASTER <-> REPLICA sync: Finished with success", it_ms(15000));
+        if (rc == 1) {
+            IT->nreplicas++;
+            return port;
+        }
+        proc_stop(idx, SIGKILL, it_ms(2000), NULL);
+        if (rc == 0 && proc_log_contains(idx, "in use")) {
+            IT->nreplicas++; /* the log name is taken */
+            continue;
+        }
+        proc_fail(idx, "redis replica", rc);
+    }
+    cr_assert_fail("redis replica: no free port after %d attempts", IT_START_ATTEMPTS);
+    return -1;
+}
+
+int it_sentinel_start(const char *master_name, int quorum, int down_after_ms, int failover_timeout_ms)
+{
+    cr_assert(IT->redis_port > 0, "start the master (it_redis_start) first");
+    char rbuf[PATH_MAX], sbuf[PATH_MAX];
+    const char *server = resolve(redis_bin(), rbuf, sizeof(rbuf));
+    const char *sentinel = resolve("redis-sentinel", sbuf, sizeof(sbuf));
+    int own_binary = strchr(sentinel, '/') != NULL && access(sentinel, X_OK) == 0;
+    for (int attempt = 0; attempt < IT_START_ATTEMPTS; attempt++) {
+        int port = it_free_port();
+        char dir[PATH_MAX + 64], conf[PATH_MAX + 96], name[32];
+        snprintf(dir, sizeof(dir), "%s/redis-data", IT->dir);
+        mkdir(dir, 0700);
+        snprintf(dir, sizeof(dir), "%s/redis-data/sentinel-%d", IT->dir, port);
+        mkdir(dir, 0700);
+        /* a file of its own: a sentinel rewrites its configuration */
+        snprintf(conf, sizeof(conf), "%s/sentinel.conf", dir);
+        FILE *f = fopen(conf, "we");
+        cr_assert(f != NULL, "cannot write %s: %s", conf, strerror(errno));
+        fprintf(f,
+                "port %d\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\nlogfile \"\"\ndir %s\n"
+                "sentinel monitor %s 127.0.0.1 %d %d\n"
+                "sentinel down-after-milliseconds %s %d\n"
+                "sentinel failover-timeout %s %d\n"
+                "sentinel parallel-syncs %s 1\n",
+                port, dir, master_name, IT->redis_port, quorum, master_name, down_after_ms, master_name,
+                failover_timeout_ms, master_name);
+        fclose(f);
+        const char *argv[] = {own_binary ? sentinel : server, conf, "--sentinel", NULL};
+        snprintf(name, sizeof(name), "sentinel%d", IT->nsentinels++);
+        int idx = proc_start(name, argv, READY_NONE);
+        cr_assert(idx >= 0, "cannot start %s", argv[0]);
+        int rc = proc_wait_log(idx, "+monitor master", it_ms(10000));
+        if (rc == 1)
+            return port;
+        proc_stop(idx, SIGKILL, it_ms(2000), NULL);
+        if (rc == 0 && proc_log_contains(idx, "in use"))
+            continue;
+        proc_fail(idx, "redis sentinel", rc);
+    }
+    cr_assert_fail("redis sentinel: no free port after %d attempts", IT_START_ATTEMPTS);
+    return -1;
+}
+
+int it_spawn(const char *name, const char *const *argv)
+{
+    int idx = proc_start(name, argv, READY_NONE);
+    cr_assert(idx >= 0, "cannot start %s", argv[0]);
+    return idx;
+}
+
+int it_spawn_stop(int id, int sig, int timeout_ms, int *status)
+{
+    cr_assert(IT != NULL && id >= 0 && id < IT->nprocs, "no process %d", id);
+    struct it_proc *p = &IT->procs[id];
+    if (p->pid <= 0)
+        return 1;
+    kill(p->pid, sig);
+    int st = 0;
+    if (!wait_exit(p->pid, timeout_ms, &st))
+        return 0;
+    kill(-p->pid, SIGKILL); /* anything left in its group (a gateway's children) */
+    p->pid = 0;
+    if (status)
+        *status = st;
+    return 1;
 }

@@ -136,4 +136,30 @@ int64_t it_mono_ms(void);
 /* Pauses ms milliseconds: only to pace a bounded retry loop, never to wait for an event. */
 void it_pause_ms(int ms);
 
+/* ---- Redis replication and Sentinel (test_sentinel.c) ----
+ * Each on a free loopback port with its own directory; it_end kills them. */
+
+/* Runs redis-cli -h 127.0.0.1 -p port args... (NULL terminated), output in
+ * out. Its exit status, or -1 when it did not finish within 5 s. */
+int it_redis_cli(int port, const char *const *args, char *out, size_t outlen);
+/* Starts a replica of the test's Redis (it_redis_start first) and waits
+ * until its first sync has finished. Log names replica0, replica1, ...
+ * Returns its port. */
+int it_redis_replica_start(void);
+/* Starts a sentinel that monitors the test's Redis as master_name with
+ * this quorum, down-after-milliseconds and failover-timeout; ready once it
+ * logs +monitor. Log names sentinel0, sentinel1, ... Returns its port. */
+int it_sentinel_start(const char *master_name, int quorum, int down_after_ms, int failover_timeout_ms);
+/* Lines of the log <logname>.log ("redis", "gateway0", "worker0",
+ * "sentinel1", ...) holding needle; waits (polling, bounded) until at least
+ * count of them are there: 1 when they were within timeout_ms, else 0. */
+int it_log_count(const char *logname, const char *needle);
+int it_log_wait_count(const char *logname, const char *needle, int count, int timeout_ms);
+/* Starts a program with its output drained into <name>.log, without
+ * waiting for it to be ready (one that cannot be). Returns an id. */
+int it_spawn(const char *name, const char *const *argv);
+/* Sends sig to it and waits up to timeout_ms: 1 with *status (waitpid)
+ * when it exited, 0 when not (it_end kills it). */
+int it_spawn_stop(int id, int sig, int timeout_ms, int *status);
+
 #endif
