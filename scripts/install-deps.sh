@@ -15,7 +15,7 @@ PACKAGES=(
     libhiredis-dev libevent-dev libwslay-dev libmsgpack-dev libjansson-dev
     libssl-dev libhttp-parser-dev uthash-dev
     # tests
-    libcriterion-dev redis-server python3 python3-websockets python3-msgpack
+    libcriterion-dev redis-server redis-sentinel python3 python3-websockets python3-msgpack
     # tools for scripts/run-local.sh and debugging
     valgrind curl ca-certificates
 )
