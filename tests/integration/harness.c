@@ -474,9 +474,11 @@ static void record_pgid(pid_t pid)
     }
 }
 
-/* Starts a program with its output drained into <dir>/<name>.log. Returns
- * the proc index or -1. */
-static int proc_start(const char *name, const char *const *argv, enum ready_kind kind)
+/* Starts a program with its output drained into <dir>/<name>.log and
+ * env_extra ("NAME=value", NULL terminated, may be NULL) added to its
+ * environment. Returns the proc index or -1. */
+static int proc_start_env(const char *name, const char *const *argv, enum ready_kind kind,
+                          const char *const *env_extra)
 {
     cr_assert(IT != NULL, "it_begin() was not called");
     cr_assert(IT->nprocs < IT_MAX_PROCS, "too many processes");
@@ -500,7 +502,7 @@ static int proc_start(const char *name, const char *const *argv, enum ready_kind
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return -1;
-    char **envp = child_env(NULL);
+    char **envp = child_env(env_extra);
     pid_t pid = spawn(argv, envp, pipefd[1]);
     free(envp);
     close(pipefd[1]);
@@ -517,6 +519,11 @@ static int proc_start(const char *name, const char *const *argv, enum ready_kind
     pthread_mutex_unlock(&IT->mu);
     wake_drainer();
     return idx;
+}
+
+static int proc_start(const char *name, const char *const *argv, enum ready_kind kind)
+{
+    return proc_start_env(name, argv, kind, NULL);
 }
 
 /* Waits for the ready line. 1 ready, 0 exited first, -1 timeout. */
@@ -990,6 +997,28 @@ int it_worker_signal_wait(int idx, int sig, int timeout_ms, int *status)
     if (status)
         *status = st;
     return 1;
+}
+
+/* ---- other programs ------------------------------------------------------------------ */
+
+const char *it_which(const char *prog, char *buf, size_t buflen)
+{
+    const char *p = resolve(prog, buf, buflen);
+    return access(p, X_OK) == 0 ? p : NULL;
+}
+
+int it_aux_start(const char *name, const char *const *argv, const char *const *env_extra)
+{
+    cr_assert(IT != NULL, "it_begin() was not called");
+    int idx = proc_start_env(name, argv, READY_NONE, env_extra);
+    cr_assert(idx >= 0, "cannot start %s", argv[0]);
+    return idx;
+}
+
+pid_t it_aux_pid(int idx)
+{
+    cr_assert(IT != NULL && idx >= 0 && idx < IT->nprocs, "no process %d", idx);
+    return IT->procs[idx].pid;
 }
 
 /* ---- one-shot runs ------------------------------------------------------------------ */

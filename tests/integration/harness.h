@@ -108,6 +108,18 @@ int it_port(void);
 const char *it_gateway_bin(void);
 const char *it_worker_bin(void);
 
+/* Path of prog (a name looked up in PATH, or a path) when it is an
+ * executable, written into buf; NULL when there is none. */
+const char *it_which(const char *prog, char *buf, size_t buflen);
+
+/* Starts another program (argv[0] a path) with env_extra ("NAME=value"
+ * strings, NULL terminated, may be NULL) added to the scrubbed environment,
+ * its output drained into <test dir>/<name>.log. Nothing is awaited: the
+ * test checks readiness its own way. it_end() stops it (SIGKILL, after the
+ * chatmi programs and Redis). Returns its index for it_aux_pid(). */
+int it_aux_start(const char *name, const char *const *argv, const char *const *env_extra);
+pid_t it_aux_pid(int idx);
+
 /* Runs argv (argv[0] is the program path) to completion with a scrubbed
  * environment plus env_extra ("NAME=value" strings, NULL terminated, may be
  * NULL), capturing stdout and stderr together into out (NUL terminated,
