@@ -32,9 +32,9 @@
 
 extern char **environ;
 
-#define IT_MAX_PROCS 16
+#define IT_MAX_PROCS 24
 #define IT_MAX_GW 4
-#define IT_MAX_WORKERS 4
+#define IT_MAX_WORKERS 8
 #define IT_LINE_MAX 8192
 #define IT_SANITIZER_MARKER "sanitizer-errors"
 #define IT_START_ATTEMPTS 3
@@ -707,6 +707,8 @@ void it_end(void)
             }
         }
     }
+    if (it_valgrind())
+        sanitizer_reports += it_valgrind_check(NULL, NULL);
     for (int i = 0; i < IT->nprocs; i++) {
         if (IT->procs[i].fd >= 0 && IT->procs[i].used)
             close(IT->procs[i].fd);
@@ -844,6 +846,28 @@ static void opt(struct argv_b *a, const char *flag, const char *value, const cha
     arg(a, v);
 }
 
+/* Under CHATMI_IT_VALGRIND=1: the valgrind command line that runs the
+ * program, one log file per process (%p: the gateway's children get their
+ * own) named valgrind-<name>.<pid>.log in the test directory. The strings
+ * live in static storage until the next call (the argv is used at once). */
+static void valgrind_prefix(struct argv_b *a, const char *name)
+{
+    static char bin[PATH_MAX], logopt[PATH_MAX + 96];
+    if (!it_valgrind())
+        return;
+    const char *v = getenv("VALGRIND");
+    snprintf(bin, sizeof(bin), "%s", resolve(v != NULL && *v ? v : "valgrind", logopt, sizeof(logopt)));
+    snprintf(logopt, sizeof(logopt), "--log-file=%s/valgrind-%s.%%p.log", IT->dir, name);
+    arg(a, bin);
+    arg(a, "--leak-check=full");
+    arg(a, "--show-leak-kinds=definite,indirect");
+    arg(a, "--errors-for-leak-kinds=definite,indirect");
+    arg(a, "--error-exitcode=99");
+    arg(a, "--trace-children=yes");
+    arg(a, "--num-callers=30");
+    arg(a, logopt);
+}
+
 int it_gateway_start(const struct it_gw_conf *c)
 {
     static const struct it_gw_conf defaults;
@@ -859,6 +883,8 @@ int it_gateway_start(const struct it_gw_conf *c)
         int port = it_free_port();
         snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
         struct argv_b a = {.n = 0};
+        snprintf(name, sizeof(name), "gateway%d", gi);
+        valgrind_prefix(&a, name);
         arg(&a, it_gateway_bin());
         opt(&a, "--listen", listen, NULL);
         opt(&a, "--processes", procs, NULL);
@@ -957,6 +983,8 @@ int it_worker_start(const struct it_worker_conf *c)
     snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", IT->redis_port);
     snprintf(wid, sizeof(wid), "it-worker-%d-%d", (int)getpid(), wi);
     struct argv_b a = {.n = 0};
+    snprintf(name, sizeof(name), "worker%d", wi);
+    valgrind_prefix(&a, name);
     arg(&a, it_worker_bin());
     opt(&a, "--redis-url", redis_url, NULL);
     opt(&a, "--stage", c->stage, NULL);
@@ -1019,6 +1047,81 @@ pid_t it_aux_pid(int idx)
 {
     cr_assert(IT != NULL && idx >= 0 && idx < IT->nprocs, "no process %d", idx);
     return IT->procs[idx].pid;
+}
+
+const char *it_worker_id(int idx)
+{
+    static char id[64];
+    cr_assert(IT != NULL && idx >= 0 && idx < IT->nworkers, "no worker %d", idx);
+    snprintf(id, sizeof(id), "it-worker-%d-%d", (int)getpid(), idx); /* as it_worker_start names it */
+    return id;
+}
+
+int it_gw_children(int idx, pid_t *out, int max)
+{
+    cr_assert(IT != NULL && idx >= 0 && idx < IT->ngw, "no gateway %d", idx);
+    pid_t master = IT->procs[IT->gw_proc[idx]].pid;
+    if (master <= 0)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)master, (int)master);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    int n = 0, p;
+    while (n < max && fscanf(f, "%d", &p) == 1)
+        out[n++] = p;
+    fclose(f);
+    return n;
+}
+
+/* ---- valgrind ------------------------------------------------------------------------ */
+
+int it_valgrind(void)
+{
+    const char *s = getenv("CHATMI_IT_VALGRIND");
+    return s != NULL && *s != '\0' && strcmp(s, "0") != 0;
+}
+
+int it_valgrind_check(int *nfiles, int *nmissing)
+{
+    int files = 0, missing = 0, bad = 0;
+    DIR *d = IT != NULL ? opendir(IT->dir) : NULL;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (strncmp(e->d_name, "valgrind-", 9) != 0 || l < 4 || strcmp(e->d_name + l - 4, ".log") != 0)
+            continue;
+        files++;
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof(path), "%s/%s", IT->dir, e->d_name);
+        FILE *f = fopen(path, "re");
+        int summary = -1;
+        char line[IT_LINE_MAX];
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            const char *p = strstr(line, "ERROR SUMMARY: ");
+            if (p != NULL)
+                summary = atoi(p + 15);
+        }
+        if (f != NULL)
+            fclose(f);
+        if (summary < 0) {
+            fprintf(stderr, "harness: %s has no ERROR SUMMARY (the process was killed before it could exit)\n",
+                    e->d_name);
+            missing++;
+        } else if (summary > 0) {
+            fprintf(stderr, "harness: %s reports %d valgrind error(s):\n", e->d_name, summary);
+            tail_file(path, e->d_name, 200);
+            bad++;
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    if (nfiles != NULL)
+        *nfiles = files;
+    if (nmissing != NULL)
+        *nmissing = missing;
+    return bad;
 }
 
 /* ---- one-shot runs ------------------------------------------------------------------ */

@@ -101,6 +101,26 @@ int it_worker_start(const struct it_worker_conf *c);
 pid_t it_worker_pid(int idx);
 int it_worker_signal_wait(int idx, int sig, int timeout_ms, int *status);
 
+/* The --worker-id the harness gave worker idx (static buffer). */
+const char *it_worker_id(int idx);
+
+/* The pids of gateway idx's child processes (read from /proc), at most max.
+ * Returns how many. */
+int it_gw_children(int idx, pid_t *out, int max);
+
+/* CHATMI_IT_VALGRIND=1 (set, not "0"): gateways and workers run under
+ * valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect
+ * --error-exitcode=99 --trace-children=yes, one log per process in the test
+ * directory (valgrind-<name>.<pid>.log). it_end() fails the test (like a
+ * sanitizer report) when any of them reports an error or a leak. Give
+ * CHATMI_IT_TIMEOUT_SCALE too: everything runs ~20 times slower. */
+int it_valgrind(void);
+/* Reads the valgrind logs written so far: returns how many report errors
+ * (printed to stderr); *nfiles: logs found, *nmissing: logs without an
+ * ERROR SUMMARY (a process that did not exit, or was killed). Either may be
+ * NULL. */
+int it_valgrind_check(int *nfiles, int *nmissing);
+
 /* Port of gateway 0 (the usual one). */
 int it_port(void);
 
