@@ -25,7 +25,8 @@ static size_t server_frame(uint8_t *out, int fin, int op, const uint8_t *p, size
             out[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
         h = 10;
     }
-    memcpy(out + h, p, len);
+    if (len > 0)
+        memcpy(out + h, p, len);
     return h + len;
 }
 
