@@ -1,0 +1,396 @@
+/* test_faults.c: the fault-injection suite (issue 3). Each case runs real
+ * redis-server, chatmi-gateway and chatmi-worker processes on 127.0.0.1,
+ * puts a steady load on them from several WebSocket clients (fault.h),
+ * injects one kind of fault while the load runs, and then checks the
+ * invariant of docs/reliability.md: every acked message is in history
+ * exactly once with a gap-free seq, and every online recipient got it live
+ * or was told to resync. Each case adds a row to the run's table.
+ *
+ * Recovery times are measured and reported, never asserted beyond generous
+ * bounds; every wait is for an event, with a deadline scaled by
+ * CHATMI_IT_TIMEOUT_SCALE. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/keys.h"
+#include "fault.h"
+#include "itest.h"
+
+/* More acks wanted after each fault before the next step: the system is
+ * serving again, under the same load. */
+#define ACKS_BETWEEN 150
+
+TestSuite(faults, .init = it_begin, .fini = it_end, .timeout = 240);
+
+static void wait_more_acks(struct fl_load *l, long more, const char *after)
+{
+    long want = fl_acked(l) + more;
+    cr_assert(fl_wait_acked(l, want, it_ms(30000)), "%s: the load did not get %ld more acks within %d ms (%ld so far)",
+              after, more, it_ms(30000), fl_acked(l));
+}
+
+/* No queue work left behind: both lists drained, no dead letters. */
+static void assert_queues_empty(void)
+{
+    char k[CM_KEY_MAX];
+    const char *names[] = {"inbound", "fanout"};
+    for (size_t i = 0; i < 2; i++) {
+        cm_key_queue(k, names[i]);
+        long long n = -1;
+        int64_t deadline = it_mono_ms() + it_ms(10000);
+        while ((n = fl_redis_int("LLEN %s", k)) != 0 && it_mono_ms() < deadline)
+            it_pause_ms(20);
+        cr_assert_eq(n, 0, "%s still holds %lld items after the load", k, n);
+    }
+    cm_key_queue(k, "dead");
+    long long dead = fl_redis_int("LLEN %s", k);
+    cr_assert_eq(dead, 0, "%lld dead letters after the load", dead);
+}
+
+static const char *const fast_beat[] = {"--heartbeat", "0.3", NULL};
+
+/* ---- 1. kill -9 a worker mid-stream, several times ----------------------------------------- */
+
+/* A live worker is SIGSTOPped until it is caught with a batch in hand
+ * (bounded), then SIGKILLed, and a new worker started; the reaper in the
+ * survivor or the newcomer must requeue the dead worker's batch. Workers
+ * beat every 0.3 s, so a dead one is reaped about 1.5 s after its last
+ * beat. */
+Test(faults, worker_kill9)
+{
+    it_redis_start();
+    it_gateway_start(NULL);
+    struct it_worker_conf wc = {.extra = fast_beat};
+    int live[2] = {it_worker_start(&wc), it_worker_start(&wc)};
+    struct fl_conf conf = {.nclients = 6};
+    struct fl_load *l = fl_start(&conf);
+    wait_more_acks(l, 200, "start");
+
+    char workers[CM_KEY_MAX];
+    cm_key_queue(workers, "workers");
+    const int rounds = 3;
+    int caught = 0;
+    long long items = 0;
+    long reap_max = 0;
+    for (int round = 0; round < rounds; round++) {
+        int victim = live[round % 2];
+        pid_t pid = it_worker_pid(victim);
+        char id[64];
+        snprintf(id, sizeof(id), "%s", it_worker_id(victim));
+        long long n = 0;
+        int64_t deadline = it_mono_ms() + it_ms(5000);
+        for (int tries = 0;; tries++) {
+            cr_assert_eq(kill(pid, SIGSTOP), 0);
+            n = fl_worker_in_hand(id);
+            if (n > 0 || it_mono_ms() >= deadline)
+                break;
+            kill(pid, SIGCONT);
+            it_pause_ms(1 + tries % 5); /* paces a bounded retry loop */
+        }
+        int64_t t_kill = it_now_ms();
+        cr_assert(it_worker_signal_wait(victim, SIGKILL, it_ms(5000), NULL), "worker %s did not die of SIGKILL", id);
+        if (n > 0) {
+            caught++;
+            items += n;
+        }
+        live[round % 2] = it_worker_start(&wc);
+        /* the reaper removes the dead worker and hands its lists back */
+        int64_t reap_deadline = it_mono_ms() + it_ms(15000);
+        long long in_zset = 1, left = 1;
+        while (it_mono_ms() < reap_deadline) {
+            in_zset = fl_redis_int("EVAL %s 1 %s %s", "return redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0",
+                                   workers, id);
+            left = fl_worker_in_hand(id);
+            if (in_zset == 0 && left == 0)
+                break;
+            it_pause_ms(20);
+        }
+        cr_assert(in_zset == 0 && left == 0, "worker %s was not reaped within %d ms (in the set: %lld, items left %lld)",
+                  id, it_ms(15000), in_zset, left);
+        long reap = (long)(it_now_ms() - t_kill);
+        if (reap > reap_max)
+            reap_max = reap;
+        fprintf(stderr, "faults: worker_kill9 round %d: killed %s with %lld items in hand, reaped after %ld ms\n",
+                round, id, n, reap);
+        wait_more_acks(l, ACKS_BETWEEN, "after a worker kill");
+    }
+    struct fl_result r;
+    fl_finish(l, it_port(), &r);
+    assert_queues_empty();
+    cr_assert_gt(caught, 0, "no worker was caught with a batch in hand in %d tries", rounds);
+    cr_assert_eq(r.reconnects, 0, "clients lost their sessions when only workers died");
+    char note[160];
+    snprintf(note, sizeof(note), "%d of %d killed with a batch in hand (%lld items); reaped within %ld ms", caught,
+             rounds, items, reap_max);
+    fl_row("1. kill -9 worker", rounds, &r, note);
+}
+
+/* ---- 2. kill -9 a gateway child with clients on it ------------------------------------------ */
+
+Test(faults, gateway_child_kill9)
+{
+    it_redis_start();
+    it_gateway_start(NULL); /* two children */
+    it_worker_start(NULL);
+    struct fl_conf conf = {.nclients = 8};
+    struct fl_load *l = fl_start(&conf);
+    wait_more_acks(l, 200, "start");
+
+    const int rounds = 2;
+    long respawn_max = 0;
+    int dropped_total = 0;
+    for (int round = 0; round < rounds; round++) {
+        pid_t kids[8];
+        int nk = it_gw_children(0, kids, 8);
+        cr_assert_eq(nk, 2, "the gateway has %d children, expected 2", nk);
+        int ports[FL_MAX_CLIENTS], held[8] = {0};
+        int n = fl_local_ports(l, ports, FL_MAX_CLIENTS);
+        for (int i = 0; i < n; i++) {
+            pid_t owner = fl_conn_owner(it_port(), ports[i], kids, nk);
+            for (int k = 0; k < nk; k++)
+                held[k] += owner == kids[k];
+        }
+        int victim = held[0] >= held[1] ? 0 : 1;
+        cr_assert_gt(held[victim], 0, "no child holds a client (%d and %d)", held[0], held[1]);
+        int closes_before = 0;
+        fl_closes(l, NULL, 0, &closes_before);
+        int64_t t_kill = it_now_ms();
+        cr_assert_eq(kill(kids[victim], SIGKILL), 0);
+        /* its clients see their sessions end, and the master replaces it */
+        int64_t deadline = it_mono_ms() + it_ms(15000);
+        int closes = closes_before, replaced = 0;
+        while (it_mono_ms() < deadline && (closes < closes_before + held[victim] || !replaced)) {
+            fl_closes(l, NULL, 0, &closes);
+            if (!replaced) {
+                pid_t now[8];
+                int m = it_gw_children(0, now, 8);
+                int has_dead = 0;
+                for (int i = 0; i < m; i++)
+                    has_dead |= now[i] == kids[victim];
+                if (m == 2 && !has_dead) {
+                    replaced = 1;
+                    long t = (long)(it_now_ms() - t_kill);
+                    if (t > respawn_max)
+                        respawn_max = t;
+                }
+            }
+            if (closes < closes_before + held[victim] || !replaced)
+                it_pause_ms(10);
+        }
+        cr_assert_geq(closes, closes_before + held[victim], "%d of %d clients of the killed child saw their session end",
+                      closes - closes_before, held[victim]);
+        cr_assert(replaced, "the master did not replace the killed child within %d ms", it_ms(15000));
+        cr_assert(fl_wait_connected(l, t_kill, 0, it_ms(15000)), "clients did not all reconnect");
+        dropped_total += held[victim];
+        fprintf(stderr, "faults: gateway_child_kill9 round %d: killed child %d with %d clients\n", round,
+                (int)kids[victim], held[victim]);
+        wait_more_acks(l, ACKS_BETWEEN, "after a gateway child kill");
+    }
+    struct fl_result r;
+    fl_finish(l, it_port(), &r);
+    assert_queues_empty();
+    char note[160];
+    snprintf(note, sizeof(note), "%d sessions dropped; child replaced within %ld ms", dropped_total, respawn_max);
+    fl_row("2. kill -9 gateway child", rounds, &r, note);
+}
+
+/* ---- 3. restart Redis (AOF, appendfsync always) under load ------------------------------------- */
+
+Test(faults, redis_restart_aof)
+{
+    it_redis_use_aof();
+    it_redis_start();
+    it_gateway_start(NULL);
+    it_worker_start(NULL);
+    struct fl_conf conf = {.nclients = 6};
+    struct fl_load *l = fl_start(&conf);
+    wait_more_acks(l, 200, "start");
+    const int rounds = 2;
+    long down_max = 0;
+    for (int round = 0; round < rounds; round++) {
+        int64_t t0 = it_now_ms();
+        it_redis_restart(); /* SIGKILL, then a new redis-server on the same port and data */
+        long down = (long)(it_now_ms() - t0);
+        if (down > down_max)
+            down_max = down;
+        wait_more_acks(l, ACKS_BETWEEN, "after a Redis restart");
+    }
+    struct fl_result r;
+    fl_finish(l, it_port(), &r);
+    assert_queues_empty();
+    char note[160];
+    snprintf(note, sizeof(note), "kill -9 and restart on the same port; Redis down %ld ms; %ld unavailable retried",
+             down_max, r.unavailable);
+    fl_row("3. restart Redis (AOF always)", rounds, &r, note);
+}
+
+/* ---- 4. Sentinel failover ------------------------------------------------------------------- */
+
+/* Needs redis+sentinel:// support in the gateway and the worker and harness
+ * functions to run a replica and sentinels; until they exist the case is
+ * skipped (the table says so). */
+Test(faults, sentinel_failover)
+{
+    const char *reason = "redis+sentinel:// support and the harness's sentinel functions have not landed yet";
+    fl_row("4. Sentinel failover (kill -9 master)", 0, NULL, reason);
+    cr_skip_test("%s", reason);
+}
+
+/* ---- 5. SIGTERM (drain) and SIGHUP (reload) a gateway under load --------------------------------- */
+
+Test(faults, gateway_sigterm_drain)
+{
+    it_redis_start();
+    struct it_gw_conf drained = {.drain_seconds = "2"};
+    int g0 = it_gateway_start(&drained);
+    int g1 = it_gateway_start(NULL);
+    it_worker_start(NULL);
+    struct fl_conf conf = {.nclients = 6, .nports = 2, .switch_on_close = 1};
+    conf.ports[0] = it_gw_port(g0);
+    conf.ports[1] = it_gw_port(g1);
+    struct fl_load *l = fl_start(&conf);
+    wait_more_acks(l, 200, "start");
+
+    int64_t t0 = it_now_ms();
+    cr_assert_eq(kill(it_gw_pid(g0), SIGTERM), 0);
+    int st = -1;
+    cr_assert(it_gateway_signal_wait(g0, 0, it_ms(20000), &st), "the drained gateway did not exit");
+    int64_t t_exit = it_now_ms();
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the drained gateway exited with status %d (signal %d)",
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    cr_assert(fl_wait_connected(l, t0, 1, it_ms(15000)), "clients did not all move to the second gateway");
+
+    struct fl_close cl[64];
+    int total = 0;
+    int n = fl_closes(l, cl, 64, &total);
+    int64_t first = 0, last = 0;
+    int on_g0 = 0;
+    for (int i = 0; i < n; i++) {
+        if (cl[i].port != conf.ports[0])
+            continue;
+        cr_assert_eq(cl[i].code, 1001, "a client of the drained gateway was closed with %d, expected 1001", cl[i].code);
+        if (on_g0 == 0 || cl[i].ms < first)
+            first = cl[i].ms;
+        if (cl[i].ms > last)
+            last = cl[i].ms;
+        on_g0++;
+    }
+    cr_assert_eq(on_g0, conf.nclients, "%d of %d clients were closed by the drained gateway", on_g0, conf.nclients);
+    cr_assert_geq(last - first, 500, "the closes were not spread over --drain-seconds 2: %lld ms from first to last",
+                  (long long)(last - first));
+    cr_assert_leq(last - t0, it_ms(8000), "the last close came %lld ms after SIGTERM", (long long)(last - t0));
+    wait_more_acks(l, ACKS_BETWEEN, "after the drain");
+    struct fl_result r;
+    fl_finish(l, it_gw_port(g1), &r);
+    assert_queues_empty();
+    char note[200];
+    snprintf(note, sizeof(note),
+             "--drain-seconds 2: %d sessions closed 1001 from +%lld to +%lld ms, master exit 0 at +%lld ms; clients "
+             "moved to a second gateway",
+             on_g0, (long long)(first - t0), (long long)(last - t0), (long long)(t_exit - t0));
+    fl_row("5a. SIGTERM gateway (drain)", 1, &r, note);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(faults, gateway_sighup_reload)
+{
+    it_redis_start();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/gateway.env", it_dir());
+    write_file(path, "CHATMI_MAX_QUEUED_BYTES=1MiB\n");
+    const char *extra[] = {"--config", path, NULL};
+    struct it_gw_conf gc = {.drain_seconds = "1", .extra = extra};
+    it_gateway_start(&gc);
+    it_worker_start(NULL);
+    struct fl_conf conf = {.nclients = 8};
+    struct fl_load *l = fl_start(&conf);
+    wait_more_acks(l, 200, "start");
+
+    long failures_before = fl_connect_failures(l);
+    write_file(path, "CHATMI_MAX_QUEUED_BYTES=2MiB\n");
+    int64_t t0 = it_now_ms();
+    cr_assert_eq(kill(it_gw_pid(0), SIGHUP), 0);
+    cr_assert(it_gw_log_wait(0, "\"event\":\"reloaded\"", it_ms(30000)), "the gateway did not log \"reloaded\"");
+    int64_t t_reloaded = it_now_ms();
+    /* every session of a replaced child is drained (1 s) and reconnects */
+    cr_assert(fl_wait_connected(l, t0, 1, it_ms(20000)), "clients did not all get a session on the new children");
+    struct fl_close cl[64];
+    int total = 0;
+    int n = fl_closes(l, cl, 64, &total);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(cl[i].code, 1001, "a session was closed with %d during the reload, expected 1001", cl[i].code);
+    long refused = fl_connect_failures(l) - failures_before;
+    cr_assert_eq(refused, 0, "%ld connection attempts failed during the reload", refused);
+    wait_more_acks(l, ACKS_BETWEEN, "after the reload");
+    struct fl_result r;
+    fl_finish(l, it_port(), &r);
+    assert_queues_empty();
+    char note[200];
+    snprintf(note, sizeof(note), "2 children replaced one at a time in %lld ms; %d sessions closed 1001; 0 of %ld "
+             "reconnects refused",
+             (long long)(t_reloaded - t0), total, r.reconnects);
+    fl_row("5b. SIGHUP gateway (reload)", 1, &r, note);
+}
+
+/* ---- 6. a stalled client -------------------------------------------------------------------- */
+
+/* A session of a room member that never reads its socket, while the load
+ * runs with 1 KB messages: the gateway must cut it at --max-queued-bytes
+ * with 1013 and the others must not notice. */
+Test(faults, stalled_client)
+{
+    it_redis_start();
+    struct it_gw_conf gc = {.max_queued_bytes = "64KiB"};
+    it_gateway_start(&gc);
+    it_worker_start(NULL);
+    struct ws *s = it_open(it_port(), "stalled", NULL);
+    it_join(s, "j", "load");
+    ws_free(s);
+
+    struct fl_conf conf = {.nclients = 6, .pad = 1000};
+    struct fl_load *l = fl_start(&conf);
+    wait_more_acks(l, 100, "start");
+    int64_t t_stall = it_now_ms();
+    int fd = fl_stalled_open(it_port(), "stalled");
+    cr_assert(it_gw_log_wait(0, "slow_client", it_ms(30000)), "the stalled session was not cut within %d ms",
+              it_ms(30000));
+    int64_t t_cut = it_now_ms();
+    int code = fl_stalled_close_code(fd, it_ms(10000));
+    cr_assert_eq(code, 1013, "the stalled session ended with %d, expected 1013", code);
+    long others = fl_max_latency(l, t_stall, t_cut);
+    cr_assert_lt(others, it_ms(3000), "other clients waited %ld ms for an ack while one client stalled", others);
+
+    /* the stalled user reconnects and finds where the room is */
+    s = it_open(it_port(), "stalled", NULL);
+    json_t *cv = it_req_op(s, json_pack("{s:s,s:s}", "op", "convs", "id", "c"), "convs");
+    cr_assert_gt(json_array_size(json_object_get(cv, "convs")), 0, "convs after the 1013: %s", jdump(cv));
+    json_decref(cv);
+    ws_free(s);
+
+    wait_more_acks(l, ACKS_BETWEEN, "after the stalled client was cut");
+    struct fl_result r;
+    fl_finish(l, it_port(), &r);
+    assert_queues_empty();
+    cr_assert_eq(r.reconnects, 0, "other clients lost their sessions");
+    cr_assert_eq(r.resyncs, 0, "other clients were told to resync");
+    char note[200];
+    snprintf(note, sizeof(note),
+             "--max-queued-bytes 64KiB: cut with 1013 %lld ms after it stopped reading; others' longest ack wait "
+             "meanwhile %ld ms",
+             (long long)(t_cut - t_stall), others);
+    fl_row("6. stalled client (never reads)", 1, &r, note);
+}
