@@ -121,6 +121,8 @@ void fl_row(const char *fault, int injections, const struct fl_result *r, const 
 /* A Redis command on the test's Redis (a fresh connection each time);
  * integer replies only. Returns the integer, or -1 on any failure. */
 long long fl_redis_int(const char *fmt, ...);
+/* Sends fl_redis_int() to this port from now on (after a failover). */
+void fl_redis_use_port(int port);
 /* Items in the two processing lists of a worker. -1 on failure. */
 long long fl_worker_in_hand(const char *worker_id);
 /* The gateway child (among pids) that holds the server side of the TCP

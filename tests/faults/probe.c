@@ -23,10 +23,17 @@
 
 /* ---- Redis -------------------------------------------------------------------------- */
 
+static int g_redis_port; /* 0: the test's Redis */
+
+void fl_redis_use_port(int port)
+{
+    g_redis_port = port;
+}
+
 long long fl_redis_int(const char *fmt, ...)
 {
     struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", it_redis_port(), tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", g_redis_port > 0 ? g_redis_port : it_redis_port(), tv);
     if (c == NULL || c->err) {
         if (c != NULL)
             redisFree(c);
