@@ -16,7 +16,8 @@
  * of its ack), with seq 1..N and no gap; and every client must have got
  * each message of its conversations live, unless it was told to recover
  * (a resync, or a fresh hello after a reconnect) after the message was
- * stored, or it ended offline. Nothing waits with sleeps: every wait is for
+ * stored, or it ended offline; and no session may get the same message
+ * twice. Nothing waits with sleeps: every wait is for
  * an event, against a deadline scaled by CHATMI_IT_TIMEOUT_SCALE.
  *
  * Threads: the client threads never assert; only the test's main thread

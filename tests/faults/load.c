@@ -820,5 +820,6 @@ void fl_finish(struct fl_load *l, int check_port, struct fl_result *r)
     cr_assert_eq(r->live_missed, 0, "%ld deliveries were missed by online clients that were not told to resync",
                  r->live_missed);
     cr_assert_eq(r->errors, 0, "%ld unexpected error replies", r->errors);
+    cr_assert_eq(r->live_dups, 0, "%ld messages were delivered twice to the same session", r->live_dups);
     cr_assert_eq(r->sent, r->acked);
 }

@@ -75,7 +75,7 @@ Test(faults, worker_kill9)
 
     char workers[CM_KEY_MAX];
     cm_key_queue(workers, "workers");
-    const int rounds = 3;
+    const int rounds = 4;
     int caught = 0;
     long long items = 0;
     long reap_max = 0;
@@ -390,7 +390,11 @@ Test(faults, gateway_sighup_reload)
     cr_assert_eq(kill(it_gw_pid(0), SIGHUP), 0);
     cr_assert(it_gw_log_wait(0, "\"event\":\"reloaded\"", it_ms(30000)), "the gateway did not log \"reloaded\"");
     int64_t t_reloaded = it_now_ms();
-    /* every session of a replaced child is drained (1 s) and reconnects */
+    /* both replaced children drain their sessions (1 s) and exit 0; every
+     * client then has a session on a new child */
+    cr_assert(it_log_wait_count("gateway0", "replaced child", 2, it_ms(20000)),
+              "the replaced children did not both exit after draining");
+    cr_assert_eq(it_log_count("gateway0", "exited with status 0"), 2, "a replaced child exited with an error");
     cr_assert(fl_wait_connected(l, t0, 1, it_ms(20000)), "clients did not all get a session on the new children");
     struct fl_close cl[64];
     int total = 0;
