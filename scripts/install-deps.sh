@@ -18,6 +18,9 @@ PACKAGES=(
     libcriterion-dev redis-server redis-sentinel python3 python3-websockets python3-msgpack
     # tools for scripts/run-local.sh and debugging
     valgrind curl ca-certificates
+    # deployment checks (tests/deploy, the topology test): validators of
+    # docker/, ecs/ and systemd/; dockerfile-utils comes from npm, below
+    systemd shellcheck haproxy docker-compose python3-botocore python3-yaml strace
 )
 
 # valgrind needs its Recommends on Debian (libc6-dbg comes as a Depends, gdb
@@ -90,5 +93,36 @@ fi
 if [ "$ok" = 0 ]; then
     # A mirror hiccup must not fail a run whose packages are all in place.
     echo "install-deps.sh: warning: apt-get failed, but every package is installed; continuing" >&2
+fi
+
+# dockerfile-utils (the Dockerfile linter of tests/deploy) is an npm package.
+# npm comes with the nodejs package of NodeSource, or else from Debian's
+# nodejs and npm. A registry hiccup is retried; a lasting failure fails here,
+# naming the step, rather than skipping the check later.
+DOCKERFILE_UTILS=dockerfile-utils@0.16.3
+install_dockerfile_utils() {
+    local i
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install-deps.sh: npm is missing; installing Debian's nodejs and npm"
+        "${APT[@]}" install --no-install-recommends nodejs npm || return 1
+    fi
+    for i in 1 2 3; do
+        if "${SUDO[@]}" npm install -g --no-audit --no-fund "$DOCKERFILE_UTILS"; then
+            return 0
+        fi
+        echo "install-deps.sh: npm install $DOCKERFILE_UTILS failed (attempt $i of 3)" >&2
+        sleep $((i * 5))
+    done
+    return 1
+}
+if ! command -v dockerfile-utils >/dev/null 2>&1 || [ "${FORCE:-0}" = 1 ]; then
+    if ! install_dockerfile_utils || ! command -v dockerfile-utils >/dev/null 2>&1; then
+        if command -v dockerfile-utils >/dev/null 2>&1; then
+            echo "install-deps.sh: warning: npm failed, but dockerfile-utils is installed; continuing" >&2
+        else
+            echo "install-deps.sh: could not install $DOCKERFILE_UTILS from npm (tests/deploy/check-docker.sh needs it)" >&2
+            exit 1
+        fi
+    fi
 fi
 echo "install-deps.sh: all ${#PACKAGES[@]} packages are installed"

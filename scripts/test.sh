@@ -6,6 +6,10 @@
 #      (AddressSanitizer with leak detection, UndefinedBehaviorSanitizer);
 #   3. `make distcheck` in build/ (the release tarball builds and passes).
 #
+# `make check` includes tests/deploy: docker/, ecs/ and systemd/ through real
+# validators (systemd-analyze, shellcheck, dockerfile-utils, docker-compose,
+# haproxy, botocore, strace) and HAProxy in front of two gateways.
+#
 # After each `make check` it prints every test log's closing line and the
 # automake summary; it prints the logs of failing tests in full. It runs
 # every step it can and exits non-zero when anything failed.
@@ -16,6 +20,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CHECK_JOBS=${CHECK_JOBS:-1}
+# The deployment checks (tests/deploy, the topology test) fail instead of
+# skipping when a validator is missing: a CI run must not pass on checks it
+# did not run. SKIP_DEPLOY_CHECKS=1 lets them skip.
+[ "${SKIP_DEPLOY_CHECKS:-0}" = 1 ] || export CHATMI_DEPLOY_CHECKS_REQUIRED=1
 
 TOTAL_PASS=0
 TOTAL_FAIL=0
@@ -51,7 +59,7 @@ summarize() {
         rel=${log#"$dir"/}
         line=$(grep -a 'Synthesis:' "$log" | tail -n 1 || true)
         case "$rel" in
-            *conformance*) line=$(grep -aE " passed, [0-9]+ failed" "$log" | tail -n 1 || true) ;;
+            *conformance* | */deploy/*) line=$(grep -aE " passed, [0-9]+ failed" "$log" | tail -n 1 || true) ;;
         esac
         if [ -z "$line" ]; then
             # Not Criterion: the test's own last line.
