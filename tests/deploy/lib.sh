@@ -36,13 +36,20 @@ missing() {
     exit 77
 }
 
-# need_python MODULE...: $PYTHON3 imports every MODULE, else skip or fail.
+# need_python MODULE...: sets PYTHON3 to the first of $PYTHON3, python3 and
+# /usr/bin/python3 that imports every MODULE (a pyenv or virtualenv python3
+# first in PATH may lack Debian's modules), else skips or fails.
 need_python() {
-    local m
-    for m in "$@"; do
-        "$PYTHON3" -c "import $m" >/dev/null 2>&1 ||
-            missing "$PYTHON3 cannot import $m (Debian: python3-${m%%.*})"
+    local py imports
+    imports=$(printf 'import %s; ' "$@")
+    for py in "${PYTHON3:-}" python3 /usr/bin/python3; do
+        [ -n "$py" ] || continue
+        if "$py" -c "$imports" >/dev/null 2>&1; then
+            PYTHON3=$py
+            return 0
+        fi
     done
+    missing "no python3 imports $* (Debian: $(printf 'python3-%s ' "$@"))"
 }
 
-: "${TOP_SRCDIR:?}" "${TOP_BUILDDIR:?}" "${PYTHON3:=/usr/bin/python3}"
+: "${TOP_SRCDIR:?}" "${TOP_BUILDDIR:?}"
