@@ -77,24 +77,43 @@ static void link_gone(struct gw_child *ch, int is_sub)
     }
 }
 
-/* Drops both links from the loop, soon, and connects again (with
- * sentinels: after asking them where the master is). The first reason
- * given is the one logged. Safe inside hiredis callbacks. */
-static void request_drop(struct gw_child *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void request_drop_v(struct gw_child *ch, int quiet, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
-static void request_drop(struct gw_child *ch, const char *fmt, ...)
+static void request_drop_v(struct gw_child *ch, int quiet, const char *fmt, va_list ap)
 {
     struct gw_redis *r = &ch->redis;
     if (r->drop_ev == NULL || r->drop_pending)
         return;
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(r->drop_why, sizeof(r->drop_why), fmt, ap);
-    va_end(ap);
     r->drop_pending = 1;
+    r->drop_quiet = quiet;
     if (use_sentinel(ch))
         r->have_master = 0;
     event_active(r->drop_ev, 0, 0);
+}
+
+/* Drops both links from the loop, soon, and connects again (with
+ * sentinels: after asking them where the master is). The first reason
+ * given is the one logged (as a warning; at debug level with the _quiet
+ * form, for a failure already logged). Safe inside hiredis callbacks. */
+static void request_drop(struct gw_child *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void request_drop_quiet(struct gw_child *ch, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void request_drop(struct gw_child *ch, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    request_drop_v(ch, 0, fmt, ap);
+    va_end(ap);
+}
+
+static void request_drop_quiet(struct gw_child *ch, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    request_drop_v(ch, 1, fmt, ap);
+    va_end(ap);
 }
 
 static void drop_links(struct gw_child *ch)
@@ -119,10 +138,15 @@ static void on_drop(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct gw_child *ch = arg;
     struct gw_redis *r = &ch->redis;
-    cm_warn("redis_reconnect", "%s; reconnecting", r->drop_why);
+    cm_log(r->drop_quiet ? CM_LOG_DEBUG : CM_LOG_WARN, "redis_reconnect", "%s; reconnecting", r->drop_why);
     drop_links(ch);
     r->drop_pending = 0;
-    schedule_retry(ch);
+    if (r->drop_then_connect) {
+        r->drop_then_connect = 0;
+        connect_links(ch);
+    } else {
+        schedule_retry(ch);
+    }
     gw_child_update_ready(ch);
 }
 
@@ -257,7 +281,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
         cm_warn("redis_connect_failed", "Redis at %s (%s link): %s", where, link_name(r, ac), ac->errstr);
         link_gone(ch, is_sub); /* hiredis frees the context after this callback */
         if (use_sentinel(ch))
-            request_drop(ch, "cannot reach the master %s", where);
+            request_drop_quiet(ch, "cannot reach the master %s", where);
         else
             schedule_retry(ch);
         gw_child_update_ready(ch);
@@ -284,7 +308,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     /* With sentinels the master may have moved: both links go, and the
      * sentinels are asked again. */
     if (use_sentinel(ch))
-        request_drop(ch, "lost the master %s", where);
+        request_drop_quiet(ch, "lost the master %s", where);
     else
         schedule_retry(ch);
     gw_child_update_ready(ch);
@@ -343,6 +367,15 @@ static void on_sentinel_found(void *arg, const struct cm_redis_addr *master, con
     struct gw_child *ch = arg;
     struct gw_redis *r = &ch->redis;
     r->discovering = 0;
+    if (r->have_hint) {
+        /* A sentinel announced a switch while this round ran: its answer
+         * may predate it. The announcement wins (ROLE checks it anyway). */
+        r->have_hint = 0;
+        if (master == NULL || !cm_redis_addr_eq(master, &r->hint)) {
+            master = &r->hint;
+            from = &r->hint_from;
+        }
+    }
     if (master == NULL) {
         cm_error("redis_sentinel_failed", "%s; retrying", why);
         schedule_retry(ch);
@@ -371,18 +404,25 @@ static void on_sentinel_moved(void *arg, const struct cm_redis_addr *master, con
     struct gw_redis *r = &ch->redis;
     if (r->have_master && cm_redis_addr_eq(master, &r->master))
         return; /* what we already use */
-    if (!r->have_master && r->discovering)
-        return; /* a round is asking already */
+    if (!r->have_master && r->discovering) {
+        r->hint = *master; /* a round is asking already: see on_sentinel_found */
+        r->hint_from = *from;
+        r->have_hint = 1;
+        return;
+    }
     char at[CM_REDIS_ADDR_TEXT_MAX], by[CM_REDIS_ADDR_TEXT_MAX];
     cm_redis_addr_format(master, at, sizeof(at));
     cm_redis_addr_format(from, by, sizeof(by));
     cm_warn("redis_sentinel_switch", "sentinel %s: master %s is now at %s", by, ch->cfg->redis.master, at);
     if (r->cmd != NULL || r->sub != NULL) {
         request_drop(ch, "the sentinels moved master %s to %s", ch->cfg->redis.master, at);
+        r->drop_then_connect = 1;
         return;
     }
-    /* Waiting to retry: go now, the failover is over. */
-    r->have_master = 0;
+    /* Waiting to retry: go there now, the failover is over (ROLE checks
+     * the node like any answer). */
+    r->master = *master;
+    r->have_master = 1;
     if (r->retry_ev != NULL)
         evtimer_del(r->retry_ev);
     connect_links(ch);

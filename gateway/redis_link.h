@@ -40,6 +40,7 @@ struct gw_redis {
     struct event *drop_ev;    /* drops both links from the loop (never inside a hiredis callback) */
     struct event *timeout_ev; /* the links must be up by then */
     int drop_pending;         /* drop_ev is active: ignore what the doomed links answer */
+    int drop_quiet;           /* its reason was logged already */
     int64_t cmd_opened_ms, sub_opened_ms; /* monotonic: when each link was opened */
     char drop_why[256];
 
@@ -47,6 +48,9 @@ struct gw_redis {
     int discovering;          /* a sentinel round is running */
     struct cm_redis_addr master; /* where the links go (sentinel: the last answer) */
     int have_master;          /* 0: ask the sentinels before connecting */
+    struct cm_redis_addr hint, hint_from; /* announced (+switch-master) while a round ran, and by whom */
+    int have_hint;
+    int drop_then_connect;    /* the drop reconnects at once (the failover is over) */
     struct cm_redis_addr last_up; /* the master of the last time both links were up */
     int have_last_up;
     int64_t down_since_ms;    /* monotonic: when the links last stopped being both up; 0 while up */

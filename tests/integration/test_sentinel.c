@@ -218,8 +218,8 @@ Test(sentinel, master_killed_failover_followed)
     json_decref(it_dm(c, "c1", "alice", "hello"));
     json_decref(it_deliv(a, "dm:alice:carol", 1));
     fprintf(stderr,
-            "sentinel failover: kill -> +switch-master %lld ms; +switch-master -> worker following %lld ms, "
-            "gateway following %lld ms, first ack %lld ms (kill -> ack %lld ms)\n",
+            "sentinel failover: kill -> +switch-master %lld ms; after it, as seen by the test (checked in turn): "
+            "worker following %lld ms, gateway following %lld ms, first ack %lld ms (kill -> ack %lld ms)\n",
             (long long)(t_switch - t_kill), (long long)(t_worker - t_switch), (long long)(t_gateway - t_switch),
             (long long)(t_ack - t_switch), (long long)(t_ack - t_kill));
     ws_free(c);
