@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -82,6 +83,21 @@ int bn_parse_ws_url(const char *url, char *host, size_t hostlen, int *port, char
         return -1;
     }
     strcpy(path, p);
+    return 0;
+}
+
+int bn_parse_per_second(const char *s, double *out)
+{
+    char *end;
+    if (s == NULL || !((*s >= '0' && *s <= '9') || *s == '.'))
+        return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno != 0 || !isfinite(v) || v < 0 || v > 1e7)
+        return -1;
+    if (strcmp(end, "/s") != 0 && *end != '\0')
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -198,7 +214,8 @@ int bn_options_parse(int argc, char **argv, struct bn_config *cfg, char *err, si
     int scenario = 0, auth = 0, json = 0, progress = 0, log_format = 0, log_level = 1;
     long connections = 1000, max_pending = 1000, senders = 10, message_bytes = 64, storm_missed = 10;
     long storm_group = 100, processes = 0;
-    struct cm_rate ramp = {0, 0}, rate = {0, 0};
+    char *ramp_text = NULL, *rate_text = NULL;
+    double ramp = 0, rate = 0;
     double connect_timeout = 10, duration = 10, warmup = 2, drain = 5, storm_window = 5;
     char why[512];
     int result = BN_OPTIONS_ERROR;
@@ -212,14 +229,15 @@ int bn_options_parse(int argc, char **argv, struct bn_config *cfg, char *err, si
          &scenario},
         {"connections", CM_OPT_INT, "1000", NULL, NULL, 1, 1000000, 0,
          "client connections (dm: an even number, making connections/2 pairs)", &connections},
-        {"ramp", CM_OPT_RATE, "5000", NULL, NULL, 0, 0, 0,
-         "connects started per second (0: as fast as --max-pending allows)", &ramp},
+        {"ramp", CM_OPT_STRING, "5000", NULL, NULL, 0, 0, 0,
+         "connects started per second (0: as fast as --max-pending allows)", &ramp_text},
         {"max-pending", CM_OPT_INT, "1000", NULL, NULL, 1, 100000, 0,
          "connects and handshakes in flight at once", &max_pending},
         {"connect-timeout", CM_OPT_SECONDS, "10", NULL, NULL, 0.1, 600, 0,
          "time from connect to hello before a connection counts as a handshake failure", &connect_timeout},
-        {"rate", CM_OPT_RATE, "1", NULL, NULL, 0, 0, 0,
-         "messages per second per sender (room) or per pair (dm, alternating direction)", &rate},
+        {"rate", CM_OPT_STRING, "1", NULL, NULL, 0, 0, 0,
+         "messages per second per sender (room) or per pair (dm, alternating direction), e.g. 10 or 0.2",
+         &rate_text},
         {"senders", CM_OPT_INT, "10", NULL, NULL, 1, 1000000, 0, "room: members that send", &senders},
         {"duration", CM_OPT_SECONDS, "10", NULL, NULL, 0.1, 86400, 0,
          "measured period (idle: how long the connections are held)", &duration},
@@ -292,7 +310,16 @@ int bn_options_parse(int argc, char **argv, struct bn_config *cfg, char *err, si
         snprintf(err, errlen, "--senders: %ld senders but only %ld connections", senders, connections);
         goto out;
     }
-    if ((cfg->scenario == BN_DM || cfg->scenario == BN_ROOM) && rate.per_second <= 0) {
+    if (bn_parse_per_second(ramp_text, &ramp) < 0) {
+        snprintf(err, errlen, "--ramp: expected connects per second (a number, 0 for no limit), got \"%s\"",
+                 ramp_text);
+        goto out;
+    }
+    if (bn_parse_per_second(rate_text, &rate) < 0) {
+        snprintf(err, errlen, "--rate: expected messages per second (a number like 10 or 0.2), got \"%s\"", rate_text);
+        goto out;
+    }
+    if ((cfg->scenario == BN_DM || cfg->scenario == BN_ROOM) && rate <= 0) {
         snprintf(err, errlen, "--rate: %s needs a rate above 0 messages per second", bn_scenario_name(cfg->scenario));
         goto out;
     }
@@ -372,10 +399,10 @@ int bn_options_parse(int argc, char **argv, struct bn_config *cfg, char *err, si
         cfg->have_redis = 1;
     }
     cfg->connections = connections;
-    cfg->ramp = ramp.per_second;
+    cfg->ramp = ramp;
     cfg->max_pending = max_pending;
     cfg->connect_timeout = connect_timeout;
-    cfg->rate = rate.per_second;
+    cfg->rate = rate;
     cfg->senders = senders;
     cfg->duration = duration;
     cfg->warmup = warmup;

@@ -79,6 +79,9 @@ const char *bn_scenario_name(enum bn_scenario s);
 int bn_parse_ws_url(const char *url, char *host, size_t hostlen, int *port, char *path, size_t pathlen, char *err,
                     size_t errlen);
 
+/* Parses a rate per second: "10", "0.2", "5000/s"; at most 10^7. 0 or -1. */
+int bn_parse_per_second(const char *s, double *out);
+
 /* Parses "123,456" into up to max pids. Returns the count, or -1. */
 int bn_parse_pids(const char *s, int *pids, int max);
 

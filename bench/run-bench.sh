@@ -8,15 +8,19 @@
 # "bench:results" markers (the rest of that page is left as it is).
 #
 #   run-bench.sh [--build-dir DIR] [--src-dir DIR] [--quick] [--only NAMES]
-#                [--out FILE] [--no-write] [--keep]
+#                [--out FILE] [--no-write] [--keep] [--commit TEXT]
 #
 #   --build-dir   where gateway/, worker/ and bench/ were built (default: build)
 #   --src-dir     the source tree (default: this script's parent)
 #   --quick       the same scenarios at 1/25 of the size (a smoke test)
-#   --only        comma list of scenario names to run (see SCENARIOS below)
+#   --only        comma list of the runs to do, by their names in the table
+#                 (idle-1k, idle-10k, idle-50k, room-1k, room-1k-2bench, room-2k,
+#                 dm-10k-pairs, dm-10k-pairs-0.2, storm-20k)
 #   --out         the page to write (default: SRC/docs/benchmarks.md)
 #   --no-write    print the table, leave the page alone
 #   --keep        keep the temp directory (logs, JSON of every run)
+#   --commit      what the table says was measured (default: the git commit of
+#                 --src-dir, and whether it had uncommitted changes)
 #
 # Limits: the descriptor limit is raised to the hard limit here (and only
 # here). net.ipv4.ip_local_port_range is not touched: chatmi-bench spreads
@@ -31,6 +35,7 @@ ONLY=''
 OUT=''
 WRITE=1
 KEEP=0
+COMMIT=''
 while [ $# -gt 0 ]; do
     case "$1" in
         --build-dir) BUILD=$2; shift 2 ;;
@@ -40,7 +45,8 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --no-write) WRITE=0; shift ;;
         --keep) KEEP=1; shift ;;
-        -h | --help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --commit) COMMIT=$2; shift 2 ;;
+        -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run-bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -166,6 +172,7 @@ start_stack() {
 # run NAME CHILDREN chatmi-bench-args...: one scenario; its JSON lands in
 # $TMP/NAME.json and its table on stderr.
 RUNS=()
+FAILED=()
 run() {
     local name=$1 children=$2
     shift 2
@@ -182,7 +189,8 @@ run() {
     if [ "$rc" != 0 ] || ! "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$TMP/$name.json" 2>/dev/null; then
         say "$name: chatmi-bench failed (status $rc); see $TMP/$name.bench.log"
         cat "$TMP/$name.bench.log" >&2
-        return 1
+        FAILED+=("$name")
+        return 0
     fi
     say "$name: done in $((SECONDS - started)) s"
     RUNS+=("$name")
@@ -235,11 +243,15 @@ say "suite done in $ELAPSED s; load average after: $LOAD_AFTER"
 [ "${#RUNS[@]}" -gt 0 ] || die "no scenario ran"
 
 # ---- the table --------------------------------------------------------------------
-COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null | grep -qv '^$' && echo ", with uncommitted changes" || true)
+if [ -z "$COMMIT" ]; then
+    COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [ -n "$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        COMMIT="$COMMIT with uncommitted changes"
+    fi
+fi
 CPU_MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
-export RB_TMP="$TMP" RB_RUNS="${RUNS[*]}" RB_OUT="$OUT" RB_WRITE="$WRITE" RB_QUICK="$QUICK"
-export RB_COMMIT="$COMMIT$DIRTY" RB_CPU="${CPU_MODEL:-unknown}" RB_CORES="$(nproc)" RB_KERNEL="$(uname -r)"
+export RB_TMP="$TMP" RB_RUNS="${RUNS[*]}" RB_FAILED="${FAILED[*]:-}" RB_OUT="$OUT" RB_WRITE="$WRITE" RB_QUICK="$QUICK"
+export RB_COMMIT="$COMMIT" RB_CPU="${CPU_MODEL:-unknown}" RB_CORES="$(nproc)" RB_KERNEL="$(uname -r)"
 export RB_LOAD_BEFORE="$LOAD_BEFORE" RB_LOAD_AFTER="$LOAD_AFTER" RB_ELAPSED="$ELAPSED" RB_NOFILE="$NOFILE"
 export RB_DATE="$(date -u +%Y-%m-%d)" RB_REDIS="$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"
 export RB_IDLE_CHILDREN="$IDLE_CHILDREN" RB_MEM="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
@@ -281,6 +293,9 @@ busy = float(load_b.split()[0]) > 0.5
 w("Load average before the run: {} (1, 5, 15 min){}; after: {}.".format(
     load_b, ": **other work was running on the machine**, so CPU-bound figures are pessimistic" if busy else
     ", the machine was otherwise quiet", load_a))
+if os.environ.get("RB_FAILED"):
+    w("")
+    w("**Runs that failed (no figures): {}.**".format(", ".join(os.environ["RB_FAILED"].split())))
 if os.environ["RB_QUICK"] == "1":
     w("")
     w("**Quick run: every scenario at 1/25 of its size.**")

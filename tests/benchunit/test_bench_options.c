@@ -94,6 +94,8 @@ Test(bench_options, errors_name_the_option)
         {"bad redis url", {"--auth", "none", "--redis-url", "mysql://x"}, "--redis-url"},
         {"unknown flag", {"--auth", "none", "--conections", "5"}, "--conections"},
         {"zero rate", {"--auth", "none", "--scenario", "room", "--rate", "0"}, "--rate"},
+        {"rate not a number", {"--auth", "none", "--rate", "fast"}, "--rate"},
+        {"negative ramp", {"--auth", "none", "--ramp", "-5"}, "--ramp"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *argv[8] = {"chatmi-bench"};
@@ -137,6 +139,14 @@ Test(bench_options, helpers)
     cr_assert_eq(bn_parse_pids("1,2,3,4,5", pids, 4), -1, "too many");
     cr_assert_eq(bn_parse_pids("1,x", pids, 4), -1);
     cr_assert_eq(bn_parse_pids("0", pids, 4), -1);
+
+    double r;
+    cr_assert_eq(bn_parse_per_second("0.2", &r), 0);
+    cr_assert_float_eq(r, 0.2, 1e-12);
+    cr_assert_eq(bn_parse_per_second("5000/s", &r), 0);
+    cr_assert_float_eq(r, 5000, 1e-9);
+    cr_assert_eq(bn_parse_per_second("1e99", &r), -1);
+    cr_assert_eq(bn_parse_per_second("2/3", &r), -1);
 
     uint32_t first, count;
     cr_assert_eq(bn_parse_addr_range("127.0.0.2-127.0.1.1", &first, &count), 0);
