@@ -74,7 +74,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *gs)
         fprintf(md, "|\n");
     }
     fprintf(stderr, "\n==== fault-injection results ====\n");
-    fprintf(stderr, "%-34s %5s %7s %7s %5s %5s %9s %6s %6s  %s\n", "fault", "inj", "sent", "acked", "lost", "dup",
+    fprintf(stderr, "%-38s %5s %7s %7s %5s %5s %9s %6s %6s  %s\n", "fault", "inj", "sent", "acked", "lost", "dup",
             "recov_ms", "reconn", "resync", "note");
     char line[2048];
     while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
@@ -86,7 +86,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *gs)
             f[n++] = t;
         for (int i = n; i < NCOLS; i++)
             f[i] = "";
-        fprintf(stderr, "%-34s %5s %7s %7s %5s %5s %9s %6s %6s  %s\n", f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7],
+        fprintf(stderr, "%-38s %5s %7s %7s %5s %5s %9s %6s %6s  %s\n", f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7],
                 f[8], f[9]);
         if (md != NULL) {
             for (int i = 0; i < NCOLS; i++)
