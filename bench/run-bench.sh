@@ -200,7 +200,6 @@ run() {
 S=1
 [ "$QUICK" = 1 ] && S=25
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-UPTIME_BEFORE=$(uptime)
 T0=$SECONDS
 say "load average before: $LOAD_BEFORE"
 
@@ -251,10 +250,15 @@ if [ -z "$COMMIT" ]; then
 fi
 CPU_MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 export RB_TMP="$TMP" RB_RUNS="${RUNS[*]}" RB_FAILED="${FAILED[*]:-}" RB_OUT="$OUT" RB_WRITE="$WRITE" RB_QUICK="$QUICK"
-export RB_COMMIT="$COMMIT" RB_CPU="${CPU_MODEL:-unknown}" RB_CORES="$(nproc)" RB_KERNEL="$(uname -r)"
+rb_cores=$(nproc)
+rb_kernel=$(uname -r)
+rb_date=$(date -u +%Y-%m-%d)
+rb_redis=$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')
+rb_mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+export RB_COMMIT="$COMMIT" RB_CPU="${CPU_MODEL:-unknown}" RB_CORES="$rb_cores" RB_KERNEL="$rb_kernel"
 export RB_LOAD_BEFORE="$LOAD_BEFORE" RB_LOAD_AFTER="$LOAD_AFTER" RB_ELAPSED="$ELAPSED" RB_NOFILE="$NOFILE"
-export RB_DATE="$(date -u +%Y-%m-%d)" RB_REDIS="$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"
-export RB_IDLE_CHILDREN="$IDLE_CHILDREN" RB_MEM="$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
+export RB_DATE="$rb_date" RB_REDIS="$rb_redis"
+export RB_IDLE_CHILDREN="$IDLE_CHILDREN" RB_MEM="$rb_mem"
 "$PY" - <<'PYEOF'
 import json, os, re
 
