@@ -27,7 +27,8 @@
         {"processes", CM_OPT_INT, NULL, "number of CPUs", NULL, 1, 1024, 0,                           \
          "child processes", &(cfg)->processes},                                                      \
         {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", NULL, NULL, 0, 0, 1,                 \
-         "redis://[user:password@]host:port[/db]", &(cfg)->redis_url_text},                          \
+         "redis://[user:password@]host:port[/db] or "                                               \
+         "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db]", &(cfg)->redis_url_text},                          \
         {"auth", CM_OPT_ENUM, "jwt", NULL, "jwt|none", 0, 0, 0,                                       \
          "jwt, or none (development only: identity from ?user=)", &(cfg)->auth},                     \
         {"jwt-secret", CM_OPT_STRING, NULL, NULL, NULL, 0, 0, 1, "HS256 key", &(cfg)->jwt_secret},    \
@@ -172,8 +173,8 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size
         snprintf(err, errlen, "--redis-url: %s", inner);
         return GW_CONFIG_ERROR;
     }
-    if (cfg->redis.kind != CM_REDIS_PLAIN) {
-        snprintf(err, errlen, "--redis-url: sentinel and cluster URLs are not supported by this version yet");
+    if (cfg->redis.kind == CM_REDIS_CLUSTER) {
+        snprintf(err, errlen, "--redis-url: redis+cluster:// is not supported by this version yet");
         return GW_CONFIG_ERROR;
     }
     cfg->log_level = cm_log_level_parse(cfg->log_level_text);

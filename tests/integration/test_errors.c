@@ -499,8 +499,7 @@ Test(limits, push_lost_with_link_answers_unavailable_with_id)
     cr_assert_eq(it_run(argv, NULL, IT_WAIT, out, sizeof(out), &st), 0, "redis-cli did not finish");
     cr_assert(strstr(out, "OK") != NULL, "CLIENT PAUSE: %s", out);
     json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "id", "lost-1", "to", "bob", "text", "x");
-    cr_assert_eq(ws_send_json(a, req), 0);
-    json_decref(req);
+    cr_assert_eq(ws_send_json(a, req), 0); /* takes req */
     it_redis_kill();
     json_t *e = ws_wait_reply(a, "lost-1", IT_WAIT);
     cr_assert_not_null(e, "no answer to a request in flight when Redis died (%s, close %d)", a->err, a->close_code);
