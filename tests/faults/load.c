@@ -55,7 +55,6 @@ struct session {
 
 struct client {
     struct fl_load *l;
-    int index;
     char user[32];
     char partner[32];
     int msgpack;
@@ -420,7 +419,6 @@ struct fl_load *fl_start(const struct fl_conf *conf)
     for (int i = 0; i < l->nclients; i++) {
         struct client *c = &l->c[i];
         c->l = l;
-        c->index = i;
         c->seed = (unsigned)(i * 7919 + getpid());
         c->msgpack = i % 2;
         snprintf(c->user, sizeof(c->user), "%s%d", prefix, i);
