@@ -213,7 +213,10 @@ static void drain_step(struct gw_child *ch, int64_t now)
         target_closed = (size_t)((double)ch->drain_initial * (double)(now - ch->drain_start_ms) /
                                  (double)(ch->drain_end_ms - ch->drain_start_ms));
     size_t closed = ch->drain_initial > ch->nsessions ? ch->drain_initial - ch->nsessions : 0;
-    for (size_t fd = 0; fd < ch->conns_cap && closed < target_closed; fd++) {
+    /* At the end, every session goes, including any opened during the
+     * drain (a retiring child still upgrades what it had accepted). */
+    int all = now >= ch->drain_end_ms;
+    for (size_t fd = 0; fd < ch->conns_cap && (all || closed < target_closed); fd++) {
         struct gw_conn *c = ch->conns[fd];
         if (c != NULL && c->state == GW_CONN_OPEN) {
             gw_conn_close_ws(c, 1001, "server going away: reconnect");
@@ -282,6 +285,7 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
 static void on_retire(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_child *ch = arg;
+    ch->retiring = 1;
     event_del(ch->accept_ev);
     event_del(ch->accept_retry_ev);
     cm_info("retiring", "child %d (node %s): replaced by a reload; no longer accepting", ch->index, ch->node);

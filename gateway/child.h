@@ -46,6 +46,7 @@ struct gw_child {
     uint64_t ticks;
 
     int draining;
+    int retiring;             /* draining because a reload replaced this child */
     int64_t drain_start_ms, drain_end_ms;
     size_t drain_initial;
     int ready_sent;                  /* last readiness told to the master */

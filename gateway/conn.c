@@ -376,7 +376,10 @@ static int path_is(const struct gw_http_request *req, const char *path)
 static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const char *rest, size_t rest_len)
 {
     struct gw_child *ch = c->child;
-    if (ch->draining) {
+    /* A retiring child still upgrades the connections it accepted before
+     * its successor took over (they are drained with 1001 like the rest):
+     * a reload refuses nobody. A stopping gateway answers 503. */
+    if (ch->draining && !ch->retiring) {
         gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
         respond_text(c, 503, "draining: connect to another instance\n", "Retry-After: 1\r\n");
         return 0;

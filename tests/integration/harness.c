@@ -868,6 +868,26 @@ static void valgrind_prefix(struct argv_b *a, const char *name)
     arg(a, logopt);
 }
 
+/* The port a gateway listens on, from its "listening on 127.0.0.1:<port>"
+ * line; -1 when absent. */
+static int log_listen_port(int idx)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/%s.log", IT->dir, IT->procs[idx].name);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    char line[IT_LINE_MAX];
+    int port = -1;
+    while (port < 0 && fgets(line, sizeof(line), f) != NULL) {
+        const char *p = strstr(line, "listening on 127.0.0.1:");
+        if (p != NULL)
+            port = atoi(p + strlen("listening on 127.0.0.1:"));
+    }
+    fclose(f);
+    return port > 0 ? port : -1;
+}
+
 int it_gateway_start(const struct it_gw_conf *c)
 {
     static const struct it_gw_conf defaults;
@@ -880,8 +900,10 @@ int it_gateway_start(const struct it_gw_conf *c)
     snprintf(procs, sizeof(procs), "%d", c->processes > 0 ? c->processes : 2);
     const char *www = getenv("CHATMI_WWW_DIR");
     for (int attempt = 0; attempt < IT_START_ATTEMPTS; attempt++) {
-        int port = it_free_port();
-        snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+        /* Port 0: the kernel picks a port no other socket holds. A port
+         * chosen here could be taken by a concurrent test's gateway, and
+         * SO_REUSEPORT would then let both bind it and split the clients. */
+        snprintf(listen, sizeof(listen), "127.0.0.1:0");
         struct argv_b a = {.n = 0};
         snprintf(name, sizeof(name), "gateway%d", gi);
         valgrind_prefix(&a, name);
@@ -909,6 +931,8 @@ int it_gateway_start(const struct it_gw_conf *c)
         cr_assert(idx >= 0, "cannot start %s", it_gateway_bin());
         int rc = proc_wait_ready(idx, it_ms(10000));
         if (rc == 1) {
+            int port = log_listen_port(idx);
+            cr_assert_gt(port, 0, "chatmi-gateway did not log its port");
             IT->gw_proc[gi] = idx;
             IT->gw_port[gi] = port;
             IT->ngw++;
