@@ -341,8 +341,8 @@ void bn_report_text(const struct bn_report *rep, FILE *out)
     if (d.have_redis) {
         fprintf(out, "redis\n");
         if (d.msgs > 0)
-            fprintf(out, "  %-22s %.2f (commands sent by clients %.2f), CPU %.1f us\n", "commands per request",
-                    d.redis_cmds_per_msg, d.redis_client_cmds_per_msg, d.redis_cpu_us_per_msg);
+            fprintf(out, "  %-22s %.2f (commands run by Lua scripts included), CPU %.1f us\n", "commands per request",
+                    d.redis_cmds_per_msg, d.redis_cpu_us_per_msg);
         else
             fprintf(out, "  %-22s %" PRIu64 " (no requests)\n", "commands", d.redis_cmds);
         fprintf(out, "  %-22s", d.msgs > 0 ? "largest, per request" : "largest");
@@ -486,7 +486,8 @@ int bn_report_json(const struct bn_report *rep, FILE *out)
         json_t *rd = json_object();
         json_object_set_new(rd, "commands", json_integer((json_int_t)d.redis_cmds));
         json_object_set_new(rd, "commands_per_request", json_real(d.redis_cmds_per_msg));
-        json_object_set_new(rd, "client_commands_per_request", json_real(d.redis_client_cmds_per_msg));
+        /* total_commands_processed: on Redis 7 it counts script commands too */
+        json_object_set_new(rd, "processed_per_request", json_real(d.redis_client_cmds_per_msg));
         json_object_set_new(rd, "cpu_us_per_request", json_real(d.redis_cpu_us_per_msg));
         json_t *top = json_object();
         for (int i = 0; i < d.ntop; i++)

@@ -9,6 +9,7 @@
 #
 #   run-bench.sh [--build-dir DIR] [--src-dir DIR] [--quick] [--only NAMES]
 #                [--out FILE] [--no-write] [--keep] [--commit TEXT]
+#   run-bench.sh --from DIR [--out FILE] [--no-write]
 #
 #   --build-dir   where gateway/, worker/ and bench/ were built (default: build)
 #   --src-dir     the source tree (default: this script's parent)
@@ -21,6 +22,8 @@
 #   --keep        keep the temp directory (logs, JSON of every run)
 #   --commit      what the table says was measured (default: the git commit of
 #                 --src-dir, and whether it had uncommitted changes)
+#   --from        run nothing: write the table again from a directory kept
+#                 with --keep (its JSON files and meta.json; bench-table.py)
 #
 # Limits: the descriptor limit is raised to the hard limit here (and only
 # here). net.ipv4.ip_local_port_range is not touched: chatmi-bench spreads
@@ -36,6 +39,7 @@ OUT=''
 WRITE=1
 KEEP=0
 COMMIT=''
+FROM=''
 while [ $# -gt 0 ]; do
     case "$1" in
         --build-dir) BUILD=$2; shift 2 ;;
@@ -46,6 +50,7 @@ while [ $# -gt 0 ]; do
         --no-write) WRITE=0; shift ;;
         --keep) KEEP=1; shift ;;
         --commit) COMMIT=$2; shift 2 ;;
+        --from) FROM=$2; shift 2 ;;
         -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "run-bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -59,6 +64,21 @@ PY=/usr/bin/python3
 
 say() { printf 'run-bench: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+
+# render DIR: the table from DIR's JSON files, into $OUT unless --no-write.
+render() {
+    if [ "$WRITE" = 1 ]; then
+        "$PY" "$SRC/bench/bench-table.py" "$1" --out "$OUT"
+    else
+        "$PY" "$SRC/bench/bench-table.py" "$1" --no-write
+    fi
+}
+
+if [ -n "$FROM" ]; then
+    [ -f "$FROM/meta.json" ] || die "$FROM/meta.json is missing: not a directory kept by --keep"
+    render "$FROM"
+    exit 0
+fi
 
 for bin in "$GATEWAY" "$WORKER" "$BENCH"; do
     [ -x "$bin" ] || die "$bin is missing: build first (./scripts/build.sh)"
@@ -248,144 +268,23 @@ if [ -z "$COMMIT" ]; then
         COMMIT="$COMMIT with uncommitted changes"
     fi
 fi
-CPU_MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
-export RB_TMP="$TMP" RB_RUNS="${RUNS[*]}" RB_FAILED="${FAILED[*]:-}" RB_OUT="$OUT" RB_WRITE="$WRITE" RB_QUICK="$QUICK"
-rb_cores=$(nproc)
-rb_kernel=$(uname -r)
-rb_date=$(date -u +%Y-%m-%d)
-rb_redis=$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')
-rb_mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
-export RB_COMMIT="$COMMIT" RB_CPU="${CPU_MODEL:-unknown}" RB_CORES="$rb_cores" RB_KERNEL="$rb_kernel"
-export RB_LOAD_BEFORE="$LOAD_BEFORE" RB_LOAD_AFTER="$LOAD_AFTER" RB_ELAPSED="$ELAPSED" RB_NOFILE="$NOFILE"
-export RB_DATE="$rb_date" RB_REDIS="$rb_redis"
-export RB_IDLE_CHILDREN="$IDLE_CHILDREN" RB_MEM="$rb_mem"
-"$PY" - <<'PYEOF'
-import json, os, re
-
-tmp = os.environ["RB_TMP"]
-runs = os.environ["RB_RUNS"].split()
-R = {n: json.load(open(os.path.join(tmp, n + ".json"))) for n in runs}
-
-def g(d, *path, default=None):
-    for p in path:
-        if not isinstance(d, dict) or p not in d:
-            return default
-        d = d[p]
-    return d
-
-def num(v, fmt="{:,.0f}"):
-    return "–" if v is None else fmt.format(v)
-
-def ms(v):
-    if v is None:
-        return "–"
-    return "{:.2f}".format(v) if v < 10 else "{:.1f}".format(v) if v < 100 else "{:.0f}".format(v)
-
-def kib(v):
-    return "–" if v is None else "{:.2f} KiB".format(v / 1024)
-
-out = []
-w = out.append
-load_b, load_a = os.environ["RB_LOAD_BEFORE"], os.environ["RB_LOAD_AFTER"]
-w("Machine: {} ({} cores, {} RAM), Linux {}; Redis {}; descriptor limit {}. Commit {}, {}. "
-  "Loopback, everything on one box. The suite took {} s.".format(
-      os.environ["RB_CPU"], os.environ["RB_CORES"], os.environ["RB_MEM"], os.environ["RB_KERNEL"],
-      os.environ["RB_REDIS"], os.environ["RB_NOFILE"], os.environ["RB_COMMIT"], os.environ["RB_DATE"],
-      os.environ["RB_ELAPSED"]))
-w("")
-busy = float(load_b.split()[0]) > 0.5
-w("Load average before the run: {} (1, 5, 15 min){}; after: {}.".format(
-    load_b, ": **other work was running on the machine**, so CPU-bound figures are pessimistic" if busy else
-    ", the machine was otherwise quiet", load_a))
-if os.environ.get("RB_FAILED"):
-    w("")
-    w("**Runs that failed (no figures): {}.**".format(", ".join(os.environ["RB_FAILED"].split())))
-if os.environ["RB_QUICK"] == "1":
-    w("")
-    w("**Quick run: every scenario at 1/25 of its size.**")
-w("")
-
-idle = [n for n in runs if n.startswith("idle")]
-if idle:
-    w("### Idle connections (gateway with {} children)".format(os.environ["RB_IDLE_CHILDREN"]))
-    w("")
-    w("| connections | connects/s | handshake failures | connect→hello p99 ms | gateway RSS | RSS/conn | PSS/conn | "
-      "kernel slab/conn (both ends) | spread across children | gateway CPU idle | bench CPU total | bench RSS/conn |")
-    w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for n in idle:
-        d = R[n]
-        gw = d.get("gateway", {})
-        conns = g(d, "connect", "connected") or 0
-        w("| {} | {} | {} | {} | {} | {} | {} | {} | ±{:.1f} % | {:.1f} % | {:.2f} s | {} |".format(
-            num(g(d, "connect", "connected")), num(g(d, "connect", "connects_per_s")),
-            num(g(d, "connect", "handshake_failures")), ms(g(d, "connect", "connect_to_hello_ms", "p99")),
-            "{:.1f} MiB".format(gw.get("rss_bytes", 0) / 1048576), kib(gw.get("rss_per_connection")),
-            kib(gw.get("pss_per_connection")), kib(g(d, "kernel", "slab_bytes_per_connection")),
-            gw.get("child_spread_pct", 0), gw.get("cpu_pct", 0), g(d, "bench", "cpu_total_s", default=0),
-            kib(g(d, "bench", "max_rss_bytes", default=0) / conns if conns else None)))
-    w("")
-
-msg = [n for n in runs if n.startswith("room") or n.startswith("dm")]
-if msg:
-    w("### Messages")
-    w("")
-    w("| run | connections | sent/s | acked | delivered / expected | deliveries/s | p50 ms | p90 | p99 | p99.9 | max | "
-      "ack p99 ms | gateway CPU | deliveries per gateway CPU-s | worker CPU/msg | Redis cmds/msg | Redis CPU/msg | "
-      "bench CPU (busiest process) | bench tick lag p99 ms |")
-    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for n in msg:
-        d = R[n]
-        m = d.get("messages", {})
-        lat = m.get("latency_ms", {})
-        exp = m.get("expected", 0) or 0
-        dl = m.get("delivered", 0)
-        w("| {} | {} | {} | {} | {} / {} ({:.2f} %) | {} | {} | {} | {} | {} | {} | {} | {:.0f} % | {} | {} | {} | {} | {:.0f} % ({:.0f} %) | {} |".format(
-            n, num(d.get("connections")), num(m.get("sends_per_s")), num(m.get("acked")), num(dl), num(exp),
-            100.0 * dl / exp if exp else 0, num(m.get("deliveries_per_s")), ms(lat.get("p50")), ms(lat.get("p90")),
-            ms(lat.get("p99")), ms(lat.get("p99.9")), ms(lat.get("max")), ms(g(m, "ack_latency_ms", "p99")),
-            g(d, "gateway", "cpu_pct", default=0), num(g(d, "gateway", "deliveries_per_cpu_s")),
-            num(g(d, "worker", "cpu_us_per_request"), "{:.0f} µs"),
-            num(g(d, "redis", "commands_per_request"), "{:.1f}"),
-            num(g(d, "redis", "cpu_us_per_request"), "{:.0f} µs"),
-            g(d, "bench", "cpu_pct", default=0), g(d, "bench", "cpu_pct_busiest_process", default=0),
-            ms(g(d, "bench", "tick_lateness_ms", "p99")) + (" ⚠ short of CPU" if g(d, "bench", "short_of_cpu") else "")))
-    w("")
-    w("Redis commands per message, by command:")
-    w("")
-    for n in msg:
-        per = g(R[n], "redis", "per_request", default={}) or {}
-        w("- {}: {}".format(n, ", ".join("{} {:.2f}".format(k, v) for k, v in per.items()) or "–"))
-    w("")
-
-storm = [n for n in runs if n.startswith("storm")]
-if storm:
-    w("### Reconnect storm")
-    w("")
-    w("| run | clients | window | missed each | reconnected | reconnects/s | handshake failures | recovered clients | "
-      "recovered messages / expected | all recovered after | recovery p50 ms | p99 | max | gateway CPU | Redis cmds/request |")
-    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for n in storm:
-        d = R[n]
-        s = d.get("storm", {})
-        rec = s.get("recovery_ms", {})
-        w("| {} | {} | {:.0f} s | {} | {} | {} | {} | {} | {} / {} | {:.2f} s | {} | {} | {} | {:.0f} % | {} |".format(
-            n, num(s.get("clients")), s.get("window_s", 0), s.get("missed_each"), num(s.get("reconnected")),
-            num(s.get("connects_per_s")), num(g(d, "connect", "handshake_failures")),
-            num(s.get("recovered_clients")), num(s.get("recovered_messages")), num(s.get("expected_messages")),
-            s.get("all_recovered_s", 0), ms(rec.get("p50")), ms(rec.get("p99")), ms(rec.get("max")),
-            g(d, "gateway", "cpu_pct", default=0), num(g(d, "redis", "commands_per_request"), "{:.1f}")))
-    w("")
-
-table = "\n".join(out)
-print(table)
-if os.environ["RB_WRITE"] == "1":
-    path = os.environ["RB_OUT"]
-    begin, end = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
-    page = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n{}\n{}\n".format(begin, end)
-    if begin not in page or end not in page:
-        page = page.rstrip("\n") + "\n\n{}\n{}\n".format(begin, end)
-    a, rest = page.split(begin, 1)
-    _, b = rest.split(end, 1)
-    open(path, "w").write(a + begin + "\n" + table + "\n" + end + b)
-    print("\nrun-bench: results written to {}".format(path))
-PYEOF
+# What the JSON files do not say, for bench-table.py (and --from later).
+RB_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+RB_CORES=$(nproc)
+RB_KERNEL=$(uname -r)
+RB_DATE=$(date -u +%Y-%m-%d)
+RB_REDIS=$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')
+RB_MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+export RB_CPU RB_CORES RB_KERNEL RB_DATE RB_REDIS RB_MEM RB_COMMIT="$COMMIT" RB_RUNS="${RUNS[*]}"
+export RB_FAILED="${FAILED[*]:-}" RB_QUICK="$QUICK" RB_LOAD_BEFORE="$LOAD_BEFORE" RB_LOAD_AFTER="$LOAD_AFTER"
+export RB_ELAPSED="$ELAPSED" RB_NOFILE="$NOFILE" RB_IDLE_CHILDREN="$IDLE_CHILDREN"
+"$PY" -c '
+import json, os, sys
+e = os.environ
+json.dump({"cpu": e["RB_CPU"] or "unknown", "cores": e["RB_CORES"], "mem": e["RB_MEM"], "kernel": e["RB_KERNEL"],
+           "redis": e["RB_REDIS"], "nofile": e["RB_NOFILE"], "commit": e["RB_COMMIT"], "date": e["RB_DATE"],
+           "elapsed": e["RB_ELAPSED"], "load_before": e["RB_LOAD_BEFORE"], "load_after": e["RB_LOAD_AFTER"],
+           "runs": e["RB_RUNS"].split(), "failed": e["RB_FAILED"].split(), "quick": e["RB_QUICK"] == "1",
+           "idle_children": e["RB_IDLE_CHILDREN"]}, open(sys.argv[1], "w"), indent=1)
+' "$TMP/meta.json"
+render "$TMP"
