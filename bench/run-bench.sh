@@ -28,7 +28,7 @@
 # Limits: the descriptor limit is raised to the hard limit here (and only
 # here). net.ipv4.ip_local_port_range is not touched: chatmi-bench spreads
 # its connections over several 127.x.y.z source addresses instead. The
-# whole suite takes about four minutes on 2 cores.
+# whole suite takes about three minutes on 2 cores.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
