@@ -11,6 +11,7 @@
 #include "common/proto.h"
 #include "worker/ingest.h"
 #include "worker/mem.h"
+#include "worker/replicas.h"
 #include "worker/reply.h"
 #include "worker/store.h"
 
@@ -206,6 +207,18 @@ static int finish(struct wk *w, const struct queue_batch *b, struct item *items,
     return rc;
 }
 
+/* Whether some request of the batch wrote to Redis (or is answered from a
+ * write: a send's retry). */
+static int batch_writes(const struct item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        enum cm_op op = items[i].has_op ? items[i].req.op : CM_OP_UNKNOWN;
+        if (op == CM_OP_SEND || op == CM_OP_JOIN || op == CM_OP_LEAVE)
+            return 1;
+    }
+    return 0;
+}
+
 int ingest_run(struct wk *w, const struct queue_batch *b)
 {
     size_t n = b->n;
@@ -214,6 +227,9 @@ int ingest_run(struct wk *w, const struct queue_batch *b)
     for (size_t i = 0; i < n; i++)
         item_prepare(w, &items[i], b->item[i], b->len[i]);
     int rc = run_stages(w, items, n);
+    /* Acks (and deliveries) only for writes the replicas have too. */
+    if (rc == 0 && batch_writes(items, n))
+        rc = replicas_wait(w);
     if (rc == 0)
         rc = finish(w, b, items, n);
     for (size_t i = 0; i < n; i++)

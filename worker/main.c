@@ -14,6 +14,7 @@
 #include "worker/ingest.h"
 #include "worker/options.h"
 #include "worker/queue.h"
+#include "worker/replicas.h"
 #include "worker/worker.h"
 
 /* Longest a BLMOVE waits, so a stop request is seen within a second. */
@@ -168,6 +169,16 @@ static void log_stats(const struct wk *w)
             (unsigned long long)s->deliveries, (unsigned long long)s->fanout_repeats, (unsigned long long)s->dead);
 }
 
+/* The heartbeat (and the reaper), and a fresh count of the master's
+ * replicas for the acks' WAIT. 0, or -1 on a connection failure. */
+static int beat(struct wk *w)
+{
+    const struct wk_config *cfg = w->cfg;
+    if (queue_beat(&w->conn, &w->keys, cfg->worker_id, cfg->heartbeat_ms * WK_HEARTBEAT_MISSES) < 0)
+        return -1;
+    return replicas_refresh(w);
+}
+
 /* One turn of the loop: heartbeat when due, then a batch of each stage;
  * blocks (up to a second) only when every queue it works was empty. */
 static int step(struct wk *w, int64_t *next_beat)
@@ -175,7 +186,7 @@ static int step(struct wk *w, int64_t *next_beat)
     const struct wk_config *cfg = w->cfg;
     int64_t now = cm_monotonic_ms();
     if (now >= *next_beat) {
-        if (queue_beat(&w->conn, &w->keys, cfg->worker_id, cfg->heartbeat_ms * WK_HEARTBEAT_MISSES) < 0)
+        if (beat(w) < 0)
             return -1;
         *next_beat = now + cfg->heartbeat_ms;
     }
@@ -234,8 +245,7 @@ int main(int argc, char **argv)
                 break;
             connected = 1;
             next_beat = 0;
-            if (queue_beat(&w.conn, &w.keys, cfg.worker_id, cfg.heartbeat_ms * WK_HEARTBEAT_MISSES) < 0 ||
-                recover(&w) < 0) {
+            if (beat(&w) < 0 || recover(&w) < 0) {
                 cm_error("redis_lost", "Redis failed while recovering (%s); reconnecting", conn_errstr(&w.conn));
                 conn_close(&w.conn);
                 connected = 0;

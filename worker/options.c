@@ -56,7 +56,8 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     char *redis_url = NULL, *worker_id = NULL, *emf_namespace = NULL;
     int stage = WK_STAGE_ALL, log_format = 0, log_level = 1, emf = 0;
     long batch = 64, history_max = 10000;
-    double idem_ttl = 86400, heartbeat = 2, emf_interval = 10;
+    double idem_ttl = 86400, heartbeat = 2, emf_interval = 10, wait_timeout = 1;
+    long wait_replicas = 1;
     size_t max_text = 4096;
     char err[512];
 
@@ -82,6 +83,13 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
          &log_format},
         {"log-level", CM_OPT_ENUM, "info", NULL, "debug|info|warn|error", 0, 0, 0, "lowest level logged",
          &log_level},
+        {"wait-replicas", CM_OPT_INT, "1", NULL, NULL, 0, 16, 0,
+         "replicas (of those connected to the master) that must have a batch's writes before it is acked; 0: "
+         "do not wait",
+         &wait_replicas},
+        {"wait-timeout", CM_OPT_SECONDS, "1", NULL, NULL, 0.01, 60, 0,
+         "longest wait for --wait-replicas; then the batch is acked anyway (replication_lag is logged)",
+         &wait_timeout},
         {"emf", CM_OPT_BOOL, "false", NULL, NULL, 0, 0, 0,
          "write queue depths to stdout as CloudWatch Embedded Metric Format lines", &emf},
         {"emf-interval", CM_OPT_SECONDS, "10", NULL, NULL, 1, 3600, 0, "period of the --emf lines", &emf_interval},
@@ -135,6 +143,8 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     cfg->idem_ttl_s = (long)(idem_ttl + 0.5);
     cfg->max_text_bytes = max_text;
     cfg->heartbeat_ms = (int64_t)(heartbeat * 1000 + 0.5);
+    cfg->wait_replicas = wait_replicas;
+    cfg->wait_timeout_ms = (int64_t)(wait_timeout * 1000 + 0.5);
 
     cm_log_init("chatmi-worker", log_format == 1 ? CM_LOG_JSON : CM_LOG_TEXT, (enum cm_log_level)log_level);
     char desc[2048], url[512];

@@ -31,6 +31,8 @@ struct wk_config {
     char worker_id[WK_WORKER_ID_MAX + 1];
     struct cm_redis_url url;
     int64_t emf_interval_ms; /* --emf: queue depth records this often; 0: off (emf.h) */
+    long wait_replicas;      /* --wait-replicas: replicas an ack waits for (replicas.h); 0: none */
+    int64_t wait_timeout_ms; /* --wait-timeout: the longest such wait */
     char emf_namespace[WK_EMF_NAMESPACE_MAX + 1];
 };
 
@@ -64,6 +66,9 @@ struct wk {
     struct wk_keys keys;
     struct wk_stats stats;
     int64_t emf_next_ms; /* monotonic time of the next EMF record */
+    int replicas;                     /* replicas of the master, from ROLE (replicas.h) */
+    int role_warned;                  /* ROLE gave no replica list: said once */
+    int64_t replicas_suspended_until; /* monotonic: no WAIT before this (after a timeout) */
 };
 
 #endif
