@@ -1,6 +1,7 @@
 /* test_valgrind.c: one complete chat scenario with the gateway (master and
  * two children) and the worker running under valgrind (issue 3, point 6).
- * Run by valgrind.sh, which sets CHATMI_IT_VALGRIND=1: the harness then
+ * A replica is attached, so the worker's acks wait for it. Run by
+ * valgrind.sh, which sets CHATMI_IT_VALGRIND=1: the harness then
  * starts both programs under valgrind --leak-check=full with definite and
  * indirect leaks counted as errors. The scenario ends with an orderly
  * SIGTERM of both, so every process writes its leak report, and the test
@@ -25,8 +26,11 @@ Test(valgrind, chat_scenario)
 {
     if (!it_valgrind())
         cr_skip_test("CHATMI_IT_VALGRIND is not set (valgrind.sh sets it)");
+    it_redis_replica_start(); /* so the worker's acks wait for it (WAIT) */
     it_gateway_start(NULL);
     it_worker_start(NULL);
+    cr_assert(it_log_wait_count("worker0", "\"event\":\"replicas\"", 1, it_ms(10000)),
+              "the worker did not see the replica");
 
     /* JSON and MessagePack sessions, a room, DMs, history, convs, presence */
     struct ws *a = it_open(it_port(), "alice", NULL);
