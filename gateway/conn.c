@@ -54,8 +54,8 @@ static void set_writing(struct gw_conn *c, int on)
     c->writing = (uint8_t)(on != 0);
 }
 
-/* The one place a connection changes state; keeps lists and gauges right. */
-static void set_state(struct gw_conn *c, enum gw_conn_state to)
+/* Undoes what being in its current state registered: list, user, gauge. */
+static void leave_state(struct gw_conn *c)
 {
     struct gw_child *ch = c->child;
     switch (c->state) {
@@ -71,6 +71,13 @@ static void set_state(struct gw_conn *c, enum gw_conn_state to)
         gw_child_list_del(&ch->closing, c);
         break;
     }
+}
+
+/* The one place a connection changes state; keeps lists and gauges right. */
+static void set_state(struct gw_conn *c, enum gw_conn_state to)
+{
+    struct gw_child *ch = c->child;
+    leave_state(c);
     c->state = (uint8_t)to;
     switch (to) {
     case GW_CONN_HTTP:
@@ -141,19 +148,7 @@ struct gw_conn *gw_conn_new(struct gw_child *ch, int fd)
 void gw_conn_free(struct gw_conn *c)
 {
     struct gw_child *ch = c->child;
-    switch (c->state) {
-    case GW_CONN_HTTP:
-        gw_child_list_del(&ch->handshaking, c);
-        break;
-    case GW_CONN_OPEN:
-        gw_users_detach(ch, c);
-        ch->nsessions--;
-        gw_metric_add(ch->stats, GW_M_CONNS_OPEN, -1);
-        break;
-    case GW_CONN_CLOSING:
-        gw_child_list_del(&ch->closing, c);
-        break;
-    }
+    leave_state(c);
     event_del(&c->ev);
     close(c->fd);
     ch->conns[c->fd] = NULL;
