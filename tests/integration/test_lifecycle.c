@@ -231,28 +231,13 @@ Test(lifecycle, acked_messages_survive_process_loss)
     ws_free(b);
 }
 
-/* Reads the pids of a process's children from /proc. */
-static int children_of(pid_t pid, pid_t *out, int max)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return 0;
-    int n = 0, p;
-    while (n < max && fscanf(f, "%d", &p) == 1)
-        out[n++] = p;
-    fclose(f);
-    return n;
-}
-
 /* Architecture: the master respawns a child that dies; service goes on. */
 Test(lifecycle, gateway_child_loss_service_continues)
 {
     it_gateway_start(NULL);
     it_worker_start(NULL);
     pid_t kids[8];
-    int n = children_of(it_gw_pid(0), kids, 8);
+    int n = it_gw_children(0, kids, 8);
     cr_assert_eq(n, 2, "--processes 2 but the master has %d children", n);
     for (int i = 0; i < n; i++)
         kill(kids[i], SIGKILL);
@@ -284,7 +269,7 @@ Test(lifecycle, gateway_child_loss_service_continues)
     pid_t now[8];
     int m = 0;
     for (int i = 0; i < 300 && it_mono_ms() < deadline; i++) {
-        m = children_of(it_gw_pid(0), now, 8);
+        m = it_gw_children(0, now, 8);
         if (m == 2)
             break;
         it_pause_ms(50);
