@@ -24,7 +24,7 @@ struct gw_child {
     int notify_fd;                   /* pipe to the master */
     struct event *accept_ev, *accept_retry_ev, *tick_ev, *flush_ev, *term_ev, *int_ev, *retire_ev;
     struct gw_metrics *metrics;
-    struct gw_metrics_slot *stats;   /* this child's slot */
+    struct gw_metrics_cell *stats;   /* this child's cell (only this process writes it) */
 
     struct gw_conn **conns;          /* by fd */
     size_t conns_cap;

@@ -285,7 +285,7 @@ static void send_error(struct gw_conn *c, const char *id, size_t idlen, enum cm_
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     cm_pack_error(&pk, idlen > 0 ? id : NULL, idlen, code, message);
-    gw_metric_add(c->child->stats, GW_M_ERRORS_SENT, 1);
+    gw_metric_add(c->child->stats, gw_metric_error(code), 1);
     gw_conn_send_msg(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -375,14 +375,14 @@ static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const c
      * its successor took over (they are drained with 1001 like the rest):
      * a reload refuses nobody. A stopping gateway answers 503. */
     if (ch->draining && !ch->retiring) {
-        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        gw_metric_add(ch->stats, GW_M_HANDSHAKE_DRAINING, 1);
         respond_text(c, 503, "draining: connect to another instance\n", "Retry-After: 1\r\n");
         return 0;
     }
     struct gw_handshake_result res;
     gw_handshake_check(req, &ch->hs, cm_now_ms() / 1000, &res);
     if (res.status != 101) {
-        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        gw_metric_add(ch->stats, gw_metric_handshake_status(res.status), 1);
         cm_debug("handshake_refused", "status %d: %s", res.status, res.reason ? res.reason : "");
         char body[160];
         snprintf(body, sizeof(body), "%s\n", res.reason ? res.reason : gw_http_reason(res.status));
@@ -715,8 +715,10 @@ void gw_conn_check_deadline(struct gw_conn *c, int64_t now_ms)
 {
     if (now_ms < c->deadline_ms)
         return;
-    if (c->state == GW_CONN_HTTP)
+    if (c->state == GW_CONN_HTTP) {
+        gw_metric_add(c->child->stats, GW_M_HANDSHAKE_TIMEOUT, 1);
         cm_debug("handshake_timeout", "fd %d: no complete request in time", c->fd);
+    }
     gw_conn_free(c);
 }
 
