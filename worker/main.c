@@ -12,6 +12,7 @@
 #include "worker/emf.h"
 #include "worker/fanout.h"
 #include "worker/ingest.h"
+#include "worker/metrics_http.h"
 #include "worker/options.h"
 #include "worker/queue.h"
 #include "worker/replicas.h"
@@ -108,6 +109,8 @@ static int connect_with_backoff(struct wk *w, int reconnect)
                         w->cfg->url.kind == CM_REDIS_SENTINEL ? " of " : "", w->cfg->url.master, was);
             if (attempt > 0 || c->moved || reconnect)
                 cm_info("redis_connected", "connected to Redis at %s after %u attempts", at, attempt + 1);
+            w->stats.reconnects += reconnect != 0;
+            wk_metric_redis_up(&w->metrics, 1);
             return 0;
         }
         long ms = conn_backoff_ms(attempt);
@@ -127,15 +130,23 @@ static int run_batch(struct wk *w, int ingest, double wait_s)
     struct queue_batch b;
     memset(&b, 0, sizeof b);
 
+    /* The take stage is timed when it brings items, and the blocking wait
+     * for an empty queue is not part of it (it measures idleness). */
+    int64_t t = wk_metrics_now();
     int rc = queue_take(&w->conn, q, proc, w->cfg->batch, &b);
     if (rc == 0 && b.n == 0 && wait_s > 0) {
         rc = queue_wait(&w->conn, q, proc, wait_s, &b);
         /* Whatever arrived with the first item joins its batch. */
+        t = wk_metrics_now();
         if (rc == 0 && b.n == 1 && w->cfg->batch > 1)
             rc = queue_take(&w->conn, q, proc, w->cfg->batch - 1, &b);
     }
     if (rc == 0 && b.n > 0)
+        t = wk_metric_stage(&w->metrics, WK_MSTAGE_TAKE, t);
+    if (rc == 0 && b.n > 0)
         rc = ingest ? ingest_run(w, &b) : fanout_run(w, &b);
+    if (rc == 0 && b.n > 0 && !ingest)
+        wk_metric_stage(&w->metrics, WK_MSTAGE_FANOUT, t);
     int did = b.n > 0;
     queue_batch_free(&b);
     return rc < 0 ? -1 : did;
@@ -192,6 +203,8 @@ static int step(struct wk *w, int64_t *next_beat)
     }
     if (emf_tick(w, now) < 0)
         return -1;
+    if (wk_metrics_tick(w, now) < 0)
+        return -1;
     double wait_s = (double)cfg->heartbeat_ms / 1000.0;
     if (wait_s > WAIT_MAX_S)
         wait_s = WAIT_MAX_S;
@@ -234,6 +247,17 @@ int main(int argc, char **argv)
     memset(&w, 0, sizeof w);
     w.cfg = &cfg;
     init_keys(&w.keys, cfg.worker_id);
+    wk_metrics_init(&w.metrics, cfg.metrics_on);
+    struct wk_metrics_server metrics_server = {.listen_fd = -1};
+    if (cfg.metrics_on) {
+        char err[512];
+        if (wk_metrics_server_start(&metrics_server, cfg.metrics_host, cfg.metrics_port, &w.metrics, cfg.worker_id,
+                                    wk_stage_name(cfg.stage), err, sizeof err) < 0) {
+            cm_error("start_failed", "--metrics-listen %s:%d: %s", cfg.metrics_host, cfg.metrics_port, err);
+            return 1;
+        }
+        cm_info("metrics_listen", "serving /metrics on %s:%d", cfg.metrics_host, cfg.metrics_port);
+    }
 
     int ready = 0, connected = 0;
     unsigned failures = 0; /* consecutive failed turns: backs off a Redis that refuses work */
@@ -248,6 +272,7 @@ int main(int argc, char **argv)
             if (beat(&w) < 0 || recover(&w) < 0) {
                 cm_error("redis_lost", "Redis failed while recovering (%s); reconnecting", conn_errstr(&w.conn));
                 conn_close(&w.conn);
+                wk_metric_redis_up(&w.metrics, 0);
                 connected = 0;
                 nap_until_switch(&w, conn_backoff_ms(failures++));
                 continue;
@@ -261,6 +286,7 @@ int main(int argc, char **argv)
         if (step(&w, &next_beat) < 0) {
             cm_error("redis_lost", "Redis failed (%s); reconnecting", conn_errstr(&w.conn));
             conn_close(&w.conn);
+            wk_metric_redis_up(&w.metrics, 0);
             connected = 0;
             nap_until_switch(&w, conn_backoff_ms(failures++));
             continue;
@@ -271,6 +297,7 @@ int main(int argc, char **argv)
             /* Between batches: nothing is in hand. */
             cm_warn("redis_failover", "the sentinels moved master %s to %s; reconnecting", cfg.url.master, to);
             conn_close(&w.conn);
+            wk_metric_redis_up(&w.metrics, 0);
             connected = 0;
             continue;
         }
@@ -286,6 +313,7 @@ int main(int argc, char **argv)
     if (connected)
         (void)queue_forget(&w.conn, &w.keys, cfg.worker_id);
     conn_free(&w.conn);
+    wk_metrics_server_stop(&metrics_server);
     log_stats(&w);
     cm_info("exit", "worker %s stopped", cfg.worker_id);
     return 0;

@@ -53,7 +53,7 @@ static int default_worker_id(char *out, size_t outlen)
 
 enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config *cfg)
 {
-    char *redis_url = NULL, *worker_id = NULL, *emf_namespace = NULL;
+    char *redis_url = NULL, *worker_id = NULL, *emf_namespace = NULL, *metrics_listen = NULL;
     int stage = WK_STAGE_ALL, log_format = 0, log_level = 1, emf = 0;
     long batch = 64, history_max = 10000;
     double idem_ttl = 86400, heartbeat = 2, emf_interval = 10, wait_timeout = 1;
@@ -95,6 +95,9 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
         {"emf-interval", CM_OPT_SECONDS, "10", NULL, NULL, 1, 3600, 0, "period of the --emf lines", &emf_interval},
         {"emf-namespace", CM_OPT_STRING, "chatmi", NULL, NULL, 0, 0, 0, "CloudWatch namespace of the --emf metrics",
          &emf_namespace},
+        {"metrics-listen", CM_OPT_STRING, NULL, "off", NULL, 0, 0, 0,
+         "ADDR:PORT of an HTTP endpoint for Prometheus (GET /metrics, /healthz, /readyz), e.g. 0.0.0.0:9091",
+         &metrics_listen},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     enum wk_options_result res = WK_OPTIONS_ERROR;
@@ -136,6 +139,14 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
         goto out;
     }
     strcpy(cfg->emf_namespace, emf_namespace);
+    if (metrics_listen != NULL && *metrics_listen != '\0' && strcmp(metrics_listen, "off") != 0) {
+        if (cm_net_parse_hostport(metrics_listen, cfg->metrics_host, sizeof cfg->metrics_host, &cfg->metrics_port,
+                                  err, sizeof err) < 0) {
+            fprintf(stderr, "chatmi-worker: --metrics-listen: %s\n", err);
+            goto out;
+        }
+        cfg->metrics_on = 1;
+    }
     cfg->emf_interval_ms = emf ? (int64_t)(emf_interval * 1000 + 0.5) : 0;
     cfg->stage = (enum wk_stage)stage;
     cfg->batch = batch;

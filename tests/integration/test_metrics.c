@@ -332,3 +332,112 @@ Test(gw_metrics, crashed_child_gauges_dropped_counters_kept)
     for (int i = 0; i < n; i++)
         ws_free(ws[i]);
 }
+
+/* ---- worker ----------------------------------------------------------------------- */
+
+TestSuite(wk_metrics, .init = it_redis_init, .fini = it_end, .timeout = 120);
+
+static int worker_with_metrics(void)
+{
+    static char listen[64];
+    int port = it_free_port();
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    const char *extra[] = {"--metrics-listen", listen, NULL};
+    struct it_worker_conf wc = {.extra = extra};
+    it_worker_start(&wc);
+    return port;
+}
+
+static void get_expect(int port, const char *req, int want)
+{
+    struct it_http_resp r;
+    it_http_raw(port, req, strlen(req), IT_WAIT, 0, &r);
+    cr_assert_eq(r.status, want, "%s: status %d, expected %d", req, r.status, want);
+    it_http_resp_free(&r);
+}
+
+Test(wk_metrics, counters_move_and_exposition_parses)
+{
+    it_gateway_start(NULL);
+    int mport = worker_with_metrics();
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    struct ws *b = it_open(it_port(), "bob", NULL);
+    int sends = 5;
+    for (int i = 0; i < sends; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "m%d", i);
+        json_decref(it_dm(a, id, "bob", "hello"));
+        json_decref(ws_wait_op(b, "message", IT_WAIT));
+    }
+    /* one request the worker refuses: text above --max-text-bytes (4096) */
+    char big[5000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    json_decref(it_req_err(a, json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "id", "big", "to", "bob", "text", big),
+                           "too_large"));
+
+    /* The counters are published once per turn of the worker's loop:
+     * wait (bounded) for the last request to show. */
+    cr_assert_eq(wait_sample(mport, "chatmi_worker_errors_total", "code=\"too_large\"", 1, 5000), 1);
+    char *t = scrape(mport);
+    check_exposition(t, "chatmi_worker_");
+    cr_assert_eq(must_sample(t, "chatmi_worker_processed_total", "op=\"send\",result=\"ok\""), sends, "%s", t);
+    cr_assert_eq(must_sample(t, "chatmi_worker_processed_total", "op=\"send\",result=\"error\""), 1);
+    cr_assert_eq(must_sample(t, "chatmi_worker_messages_stored_total", NULL), sends);
+    cr_assert(must_sample(t, "chatmi_worker_deliveries_published_total", NULL) >= sends);
+    cr_assert(must_sample(t, "chatmi_worker_redis_round_trips_total", NULL) > sends);
+    cr_assert_eq(must_sample(t, "chatmi_worker_redis_up", NULL), 1);
+    cr_assert(must_sample(t, "chatmi_worker_queue_depth", "queue=\"inbound\"") >= 0, "depths read at start");
+    cr_assert(must_sample(t, "chatmi_worker_live_workers", NULL) >= 1);
+    static const char *const stages[] = {"take", "store", "reply", "fanout"};
+    for (int i = 0; i < 4; i++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "stage=\"%s\"", stages[i]);
+        cr_assert(must_sample(t, "chatmi_worker_stage_seconds_count", labels) >= 1, "stage %s never timed:\n%s",
+                  stages[i], t);
+    }
+    free(t);
+
+    get_expect(mport, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200);
+    get_expect(mport, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", 200);
+    get_expect(mport, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404);
+    get_expect(mport, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405);
+    get_expect(mport, "garbage\r\n\r\n", 400);
+    ws_free(a);
+    ws_free(b);
+}
+
+/* A silent client holds the metrics thread at most its deadline, and never
+ * the queue work: requests keep flowing while it hangs on. */
+Test(wk_metrics, silent_scraper_does_not_stall_the_worker)
+{
+    it_gateway_start(NULL);
+    int mport = worker_with_metrics();
+    int fd = it_tcp_connect(mport, IT_WAIT);
+    cr_assert(fd >= 0);
+    struct ws *a = it_open(it_port(), "alice", NULL);
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "s%d", i);
+        json_decref(it_dm(a, id, "bob", "while a scraper hangs"));
+    }
+    /* the silent client is dropped; scrapes work again */
+    cr_assert(it_wait_eof(fd, it_ms(10000)), "the metrics thread never dropped a silent client");
+    close(fd);
+    char *t = scrape(mport);
+    free(t);
+    ws_free(a);
+}
+
+Test(wk_metrics, bad_metrics_listen_exits_2)
+{
+    static const char *const bad[] = {"nope", "127.0.0.1:99999", "127.0.0.1:"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *argv[] = {it_worker_bin(), "--metrics-listen", bad[i], NULL};
+        char out[2048];
+        int status;
+        cr_assert_eq(it_run(argv, NULL, it_ms(10000), out, sizeof(out), &status), 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "--metrics-listen %s: status %d", bad[i], status);
+        cr_assert(strstr(out, "--metrics-listen") != NULL, "the message names the option: %s", out);
+    }
+}
