@@ -340,9 +340,8 @@ static void begin_reload(struct master *m)
     gw_config_free(cur);
     *cur = next;
     cm_log_init("chatmi-gateway", (enum cm_log_format)cur->log_format, (enum cm_log_level)cur->log_level);
-    char desc[2048];
-    gw_config_describe(cur, desc, sizeof(desc));
-    cm_info("reload", "SIGHUP: new configuration: %s", desc);
+    cm_info("reload", "SIGHUP: new configuration read; replacing the children");
+    gw_config_log(cur, "config");
 
     /* A reload during a reload starts over with the newest options; the
      * predecessor of a successor still starting is retired now. */

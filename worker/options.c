@@ -62,7 +62,8 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     char err[512];
 
     const struct cm_opt opts[] = {
-        {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", NULL, 0, 0, 1,
+        {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", NULL, 0, 0,
+         CM_OPT_SECRET_URL,
          "redis://[user:password@]host:port[/db] or "
          "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db]",
          &redis_url},
@@ -101,10 +102,11 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     enum wk_options_result res = WK_OPTIONS_ERROR;
+    char from[sizeof opts / sizeof opts[0]];
 
     memset(cfg, 0, sizeof *cfg);
-    enum cm_opt_result pr = cm_opt_parse(opts, nopts, argc, argv, "Usage: chatmi-worker [OPTIONS]",
-                                         "chatmi-worker " PACKAGE_VERSION, err, sizeof err);
+    enum cm_opt_result pr = cm_opt_parse_from(opts, nopts, argc, argv, "Usage: chatmi-worker [OPTIONS]",
+                                              "chatmi-worker " PACKAGE_VERSION, from, err, sizeof err);
     if (pr == CM_OPT_EXIT) {
         res = WK_OPTIONS_EXIT;
         goto out;
@@ -158,10 +160,10 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     cfg->wait_timeout_ms = (int64_t)(wait_timeout * 1000 + 0.5);
 
     cm_log_init("chatmi-worker", log_format == 1 ? CM_LOG_JSON : CM_LOG_TEXT, (enum cm_log_level)log_level);
-    char desc[2048], url[512];
-    cm_opt_describe(opts, nopts, desc, sizeof desc);
+    char url[512];
     cm_redis_url_describe(&cfg->url, url, sizeof url);
-    cm_info("config", "%s; effective redis=%s worker-id=%s", desc, url, cfg->worker_id);
+    const struct cm_log_field extra[] = {{"redis_effective", url}, {"worker_id_effective", cfg->worker_id}};
+    cm_opt_log_config(opts, nopts, from, "config", extra, 2);
     res = WK_OPTIONS_OK;
 out:
     cm_opt_free(opts, nopts);
