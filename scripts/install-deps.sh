@@ -21,6 +21,8 @@ PACKAGES=(
     # deployment checks (tests/deploy, the topology test): validators of
     # docker/, ecs/ and systemd/; dockerfile-utils comes from npm, below
     systemd shellcheck haproxy docker-compose python3-botocore python3-yaml strace
+    # metrics checks: promtool (check metrics, check config) comes with the server package
+    prometheus
 )
 
 # valgrind needs its Recommends on Debian (libc6-dbg comes as a Depends, gdb
@@ -93,6 +95,14 @@ fi
 if [ "$ok" = 0 ]; then
     # A mirror hiccup must not fail a run whose packages are all in place.
     echo "install-deps.sh: warning: apt-get failed, but every package is installed; continuing" >&2
+fi
+
+# The prometheus package is here for promtool only; on a machine run by
+# systemd its postinst starts the server: stop it (it would hold port 9090).
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 &&
+    systemctl is-enabled --quiet prometheus 2>/dev/null; then
+    "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 ||
+        echo "install-deps.sh: warning: could not stop the prometheus service (only promtool is needed)" >&2
 fi
 
 # dockerfile-utils (the Dockerfile linter of tests/deploy) is an npm package.

@@ -441,3 +441,32 @@ Test(wk_metrics, bad_metrics_listen_exits_2)
         cr_assert(strstr(out, "--metrics-listen") != NULL, "the message names the option: %s", out);
     }
 }
+
+/* Every metric the Grafana dashboard queries is in a live scrape of the
+ * gateway or the worker (tests/deploy/check-dashboard.py). */
+Test(wk_metrics, dashboard_queries_exist_in_live_scrapes)
+{
+    it_gateway_start(NULL);
+    int mport = worker_with_metrics();
+    char gw[512], wk[512], dash[512], script[512], out[4096];
+    const char *src = getenv("CHATMI_IT_SRCDIR");
+    snprintf(gw, sizeof(gw), "%s/gateway.txt", it_dir());
+    snprintf(wk, sizeof(wk), "%s/worker.txt", it_dir());
+    snprintf(dash, sizeof(dash), "%s/../../docker/grafana/chatmi-dashboard.json", src);
+    snprintf(script, sizeof(script), "%s/../deploy/check-dashboard.py", src);
+    const char *paths[2] = {gw, wk};
+    int ports[2] = {it_port(), mport};
+    for (int i = 0; i < 2; i++) {
+        char *t = scrape(ports[i]);
+        FILE *f = fopen(paths[i], "we");
+        cr_assert_not_null(f);
+        fputs(t, f);
+        fclose(f);
+        free(t);
+    }
+    const char *py = getenv("PYTHON3") && *getenv("PYTHON3") ? getenv("PYTHON3") : "/usr/bin/python3";
+    const char *argv[] = {py, script, dash, "--exposition", gw, wk, NULL};
+    int status;
+    cr_assert_eq(it_run(argv, NULL, it_ms(10000), out, sizeof(out), &status), 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "check-dashboard.py: %s", out);
+}
