@@ -132,9 +132,8 @@ size_t gw_metrics_cell_take(struct gw_metrics *m, int *overflow)
     for (size_t i = 0; i + 1 < m->ncells; i++) {
         if (!m->shm->used[i]) {
             m->shm->used[i] = 1;
-            struct gw_metrics_cell *c = gw_metrics_cell(m, i);
-            memset(c, 0, sizeof(*c)); /* released cells are zero already; a fresh one too */
-            gw_metric_set(c, GW_M_PROCESSES_RUNNING, 1);
+            /* Zero already: fresh from the mapping, or folded and cleared. */
+            gw_metric_set(gw_metrics_cell(m, i), GW_M_PROCESSES_RUNNING, 1);
             return i;
         }
     }
