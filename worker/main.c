@@ -2,6 +2,7 @@
  * main loop (docs/architecture.md, "Worker"). */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -172,12 +173,21 @@ static int recover(struct wk *w)
     return 0;
 }
 
+/* The counters since start, as fields (JSON: numbers as strings). */
 static void log_stats(const struct wk *w)
 {
     const struct wk_stats *s = &w->stats;
-    cm_info("stats", "requests=%llu errors=%llu sends=%llu deliveries=%llu fanout_repeats=%llu dead=%llu",
-            (unsigned long long)s->requests, (unsigned long long)s->errors, (unsigned long long)s->sends,
-            (unsigned long long)s->deliveries, (unsigned long long)s->fanout_repeats, (unsigned long long)s->dead);
+    const uint64_t v[] = {s->requests, s->errors, s->sends, s->deliveries, s->fanout_repeats, s->dead, s->reconnects};
+    static const char *const names[] = {"requests", "errors", "sends", "deliveries", "fanout_repeats", "dead",
+                                        "reconnects"};
+    char text[7][24];
+    struct cm_log_field f[7];
+    for (size_t i = 0; i < 7; i++) {
+        snprintf(text[i], sizeof text[i], "%llu", (unsigned long long)v[i]);
+        f[i].key = names[i];
+        f[i].value = text[i];
+    }
+    cm_log_fields(CM_LOG_INFO, "stats", f, 7, "counters since start");
 }
 
 /* The heartbeat (and the reaper), and a fresh count of the master's
