@@ -574,8 +574,8 @@ void cm_opt_value(const struct cm_opt *o, char *buf, size_t buflen)
     switch (o->type) {
     case CM_OPT_STRING: {
         const char *v = *(char **)o->dst;
-        if (v == NULL)
-            snprintf(buf, buflen, "(unset)");
+        if (v == NULL) /* what unset means ("off", "any"), when the table says */
+            snprintf(buf, buflen, "%s", o->def_help ? o->def_help : "(unset)");
         else if (o->secret == CM_OPT_SECRET_URL)
             cm_opt_mask_url(v, buf, buflen);
         else

@@ -78,8 +78,8 @@ enum cm_opt_result cm_opt_parse_from(const struct cm_opt *opts, size_t nopts, in
 /* "default", "file", "env" or "flag". */
 const char *cm_opt_source_name(char from);
 
-/* The option's effective value as text, masked as its `secret` says
- * ("(unset)" for a string never set). */
+/* The option's effective value as text, masked as its `secret` says; a
+ * string never set shows its def_help ("off"), else "(unset)". */
 void cm_opt_value(const struct cm_opt *o, char *buf, size_t buflen);
 
 /* Copies url into buf with the password of its userinfo (between the first
