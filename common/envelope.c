@@ -234,18 +234,37 @@ int cm_envelope_unpack(const char *data, size_t len, msgpack_unpacked *u, struct
     return 0;
 }
 
+static int pack_delivery(msgpack_packer *pk, size_t n, const char *session, size_t session_len, const char *msg,
+                         size_t msg_len)
+{
+    int r = msgpack_pack_array(pk, n);
+    if (session != NULL)
+        r |= msgpack_pack_str_with_body(pk, session, session_len);
+    else
+        r |= msgpack_pack_nil(pk);
+    r |= msgpack_pack_bin_with_body(pk, msg, msg_len);
+    return r;
+}
+
 int cm_delivery_pack(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
                      size_t msg_len)
 {
     msgpack_packer pk;
-    int r = 0;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    r |= msgpack_pack_array(&pk, 2);
-    if (session != NULL)
-        r |= msgpack_pack_str_with_body(&pk, session, session_len);
-    else
-        r |= msgpack_pack_nil(&pk);
-    r |= msgpack_pack_bin_with_body(&pk, msg, msg_len);
+    return pack_delivery(&pk, 2, session, session_len, msg, msg_len) == 0 ? 0 : -1;
+}
+
+int cm_delivery_pack_member(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
+                            size_t msg_len, enum cm_member_change change, const char *conv, size_t conv_len,
+                            int64_t seq)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    int r = pack_delivery(&pk, 3, session, session_len, msg, msg_len);
+    r |= msgpack_pack_array(&pk, 3);
+    r |= msgpack_pack_str_with_body(&pk, change == CM_MEMBER_JOINED ? "+" : "-", 1);
+    r |= msgpack_pack_str_with_body(&pk, conv, conv_len);
+    r |= msgpack_pack_int64(&pk, seq);
     return r == 0 ? 0 : -1;
 }
 
@@ -256,13 +275,31 @@ int cm_delivery_unpack(const char *data, size_t len, msgpack_unpacked *u, struct
     if (cm_msgpack_unpack_one(data, len, u, err, errlen) < 0)
         return -1;
     const msgpack_object *root = &u->data;
-    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 2)
-        FAIL("delivery: not a 2-element array");
+    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 2 || root->via.array.size > 3)
+        FAIL("delivery: not a 2- or 3-element array");
     const msgpack_object *s = &root->via.array.ptr[0];
     if (s->type != MSGPACK_OBJECT_NIL && get_str(s, &d->session, &d->session_len, CM_SESSION_MAX) < 0)
         FAIL("delivery: bad session");
     if (get_bytes(&root->via.array.ptr[1], &d->msg, &d->msg_len) < 0 || d->msg_len == 0)
         FAIL("delivery: bad message");
+    if (root->via.array.size == 2)
+        return 0;
+    const msgpack_object *m = &root->via.array.ptr[2];
+    if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size != 3)
+        FAIL("delivery: membership is not a 3-element array");
+    const msgpack_object *kind = &m->via.array.ptr[0], *seq = &m->via.array.ptr[2];
+    if (key_is(kind, "+"))
+        d->change = CM_MEMBER_JOINED;
+    else if (key_is(kind, "-"))
+        d->change = CM_MEMBER_LEFT;
+    else
+        FAIL("delivery: membership change is not + or -");
+    if (get_str(&m->via.array.ptr[1], &d->conv, &d->conv_len, CM_CONV_MAX) < 0 || d->conv_len <= 5 ||
+        memcmp(d->conv, "room:", 5) != 0 || !cm_valid_room(d->conv + 5, d->conv_len - 5))
+        FAIL("delivery: membership conversation is not a room");
+    if (seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER || seq->via.u64 > (uint64_t)INT64_MAX)
+        FAIL("delivery: membership seq is not a non-negative integer");
+    d->seq = (int64_t)seq->via.u64;
     return 0;
 }
 

@@ -5,10 +5,16 @@
  *    `u` comes from authentication only, never from the client's payload.
  *    `p` is the client's request exactly as received (one WebSocket message).
  *
- * 2. Delivery (worker -> per-user channel chatmi:{u:<user>}), an array:
+ * 2. Delivery (worker -> per-user channel chatmi:{u:<user>}, or per-room
+ *    channel chatmi:{c:room:<name>}), an array:
  *      [session or nil, <bin: one server message, a packed map>]
  *    With a session, only that session gets it (ack, error, replies); with
- *    nil, every session of the user on every gateway does (message).
+ *    nil, every session of the user (of every member, on a room channel) on
+ *    every gateway does (message). A join or leave reply carries a third
+ *    element that every gateway holding a session of the user acts on (it
+ *    keeps the room channels it subscribes to in step with membership):
+ *      ["+", conv, seq]   joined conv; seq: the room's last seq before the join
+ *      ["-", conv, 0]     left conv
  *
  * 3. Fan-out job (ingest -> chatmi:{q}:fanout), a map:
  *      {"v":1, "c":conv, "r":[user, ...], "m":<bin: the packed "message" map>}
@@ -54,13 +60,22 @@ int cm_envelope_pack(msgpack_sbuffer *buf, const struct cm_envelope *e);
 int cm_envelope_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_envelope *e,
                        char *err, size_t errlen);
 
+enum cm_member_change { CM_MEMBER_NONE = 0, CM_MEMBER_JOINED, CM_MEMBER_LEFT };
+
 struct cm_delivery {
     const char *session; size_t session_len; /* NULL: every session of the user */
     const char *msg;     size_t msg_len;     /* the packed server message */
+    enum cm_member_change change;            /* with conv (a valid room conversation) and seq */
+    const char *conv;    size_t conv_len;
+    int64_t seq;
 };
 
 int cm_delivery_pack(msgpack_sbuffer *buf, const char *session, size_t session_len,
                      const char *msg, size_t msg_len);
+/* A delivery with the membership element (change is JOINED or LEFT). */
+int cm_delivery_pack_member(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
+                            size_t msg_len, enum cm_member_change change, const char *conv, size_t conv_len,
+                            int64_t seq);
 int cm_delivery_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_delivery *d,
                        char *err, size_t errlen);
 

@@ -138,7 +138,9 @@ static int append_reply(struct wk *w, struct item *it, msgpack_sbuffer *tmp)
     char channel[CM_KEY_MAX];
     size_t clen = cm_key_user_channel(channel, it->user, strlen(it->user));
     msgpack_sbuffer_clear(tmp);
-    reply_delivery(tmp, it->env.session, it->env.session_len, it->reply.data, it->reply.size);
+    enum cm_member_change change = it->has_op ? it->op.member : CM_MEMBER_NONE;
+    reply_delivery_member(tmp, it->env.session, it->env.session_len, it->reply.data, it->reply.size, change,
+                          it->op.conv, it->op.conv_len, it->op.member_seq);
     const char *argv[3] = {"PUBLISH", channel, tmp->data};
     size_t lens[3] = {7, clen, tmp->size};
     return conn_append_argv(&w->conn, 3, argv, lens);

@@ -16,6 +16,7 @@
 #include <hiredis/hiredis.h>
 #include <msgpack.h>
 
+#include "common/envelope.h"
 #include "common/ids.h"
 #include "common/keys.h"
 #include "common/proto.h"
@@ -39,6 +40,9 @@ struct store_op {
     char key[4][CM_KEY_MAX];      /* the script's keys, or the keys of join/leave/convs */
     size_t key_len[4];            /* the idempotency key may hold any byte of the client's id */
     struct wk_argv script;        /* kept for an EVAL retry after NOSCRIPT */
+    int add_convs;                /* send: a DM's first message; stage 2 adds it to both users' convs */
+    enum cm_member_change member; /* join/leave: the membership element of the reply's delivery */
+    int64_t member_seq;           /* join: the room's seq read just before the join */
     size_t first, count;          /* this op's replies in the current stage */
 
     /* convs and presence: earlier stages' replies, owned */
