@@ -306,10 +306,18 @@ int cm_delivery_unpack(const char *data, size_t len, msgpack_unpacked *u, struct
 int cm_fanout_job_pack(msgpack_sbuffer *buf, const char *conv, size_t conv_len, const char *const *recipients,
                        const size_t *recipient_lens, size_t nrecipients, const char *msg, size_t msg_len)
 {
+    return cm_fanout_job_pack_ack(buf, conv, conv_len, recipients, recipient_lens, nrecipients, msg, msg_len, NULL,
+                                  0, NULL, 0);
+}
+
+int cm_fanout_job_pack_ack(msgpack_sbuffer *buf, const char *conv, size_t conv_len, const char *const *recipients,
+                           const size_t *recipient_lens, size_t nrecipients, const char *msg, size_t msg_len,
+                           const char *ack_user, size_t ack_user_len, const char *ack, size_t ack_len)
+{
     msgpack_packer pk;
     int r = 0;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    r |= msgpack_pack_map(&pk, 4);
+    r |= msgpack_pack_map(&pk, ack_user != NULL ? 5 : 4);
     r |= msgpack_pack_str_with_body(&pk, "v", 1);
     r |= msgpack_pack_int(&pk, CM_ENVELOPE_VERSION);
     r |= msgpack_pack_str_with_body(&pk, "c", 1);
@@ -320,6 +328,12 @@ int cm_fanout_job_pack(msgpack_sbuffer *buf, const char *conv, size_t conv_len, 
         r |= msgpack_pack_str_with_body(&pk, recipients[i], recipient_lens[i]);
     r |= msgpack_pack_str_with_body(&pk, "m", 1);
     r |= msgpack_pack_bin_with_body(&pk, msg, msg_len);
+    if (ack_user != NULL) {
+        r |= msgpack_pack_str_with_body(&pk, "a", 1);
+        r |= msgpack_pack_array(&pk, 2);
+        r |= msgpack_pack_str_with_body(&pk, ack_user, ack_user_len);
+        r |= msgpack_pack_bin_with_body(&pk, ack, ack_len);
+    }
     return r == 0 ? 0 : -1;
 }
 
@@ -362,6 +376,13 @@ int cm_fanout_job_unpack(const char *data, size_t len, msgpack_unpacked *u, stru
             bit = 8;
             if (get_bytes(v, &j->msg, &j->msg_len) < 0 || j->msg_len == 0)
                 FAIL("fan-out job: bad message");
+        } else if (key_is(k, "a")) {
+            bit = 16;
+            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 2 ||
+                get_str(&v->via.array.ptr[0], &j->ack_user, &j->ack_user_len, CM_USER_MAX) < 0 ||
+                !cm_valid_user(j->ack_user, j->ack_user_len) ||
+                get_bytes(&v->via.array.ptr[1], &j->ack, &j->ack_len) < 0 || j->ack_len == 0)
+                FAIL("fan-out job: bad ack");
         } else {
             continue;
         }
@@ -369,7 +390,7 @@ int cm_fanout_job_unpack(const char *data, size_t len, msgpack_unpacked *u, stru
             FAIL("fan-out job: duplicate field");
         seen |= bit;
     }
-    if (seen != 15)
+    if ((seen & 15) != 15)
         FAIL("fan-out job: missing field");
     return 0;
 }

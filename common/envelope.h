@@ -17,7 +17,11 @@
  *      ["-", conv, 0]     left conv
  *
  * 3. Fan-out job (ingest -> chatmi:{q}:fanout), a map:
- *      {"v":1, "c":conv, "r":[user, ...], "m":<bin: the packed "message" map>}
+ *      {"v":1, "c":conv, "r":[user, ...], "m":<bin: the packed "message" map>,
+ *       "a":[user, <bin: a delivery record>]}
+ *    "a" (optional) is the sender's ack: published to that user's channel
+ *    by the same fan-out script, just before the message, so an accepted
+ *    send costs one script call for both.
  *
  * Decoding is zero-copy: the strings of a decoded record point into the
  * caller's input buffer (or the msgpack_unpacked the caller passes), which
@@ -86,12 +90,19 @@ struct cm_fanout_job {
     const msgpack_object *recipients; /* array of str, each a user id */
     size_t nrecipients;
     const char *msg; size_t msg_len;
+    const char *ack_user; size_t ack_user_len; /* NULL: no ack rides along */
+    const char *ack; size_t ack_len;           /* a packed delivery record */
 };
 
 /* recipients: nrecipients user ids with their lengths. */
 int cm_fanout_job_pack(msgpack_sbuffer *buf, const char *conv, size_t conv_len,
                        const char *const *recipients, const size_t *recipient_lens, size_t nrecipients,
                        const char *msg, size_t msg_len);
+/* The same with the sender's ack (ack_user NULL: none). */
+int cm_fanout_job_pack_ack(msgpack_sbuffer *buf, const char *conv, size_t conv_len,
+                           const char *const *recipients, const size_t *recipient_lens, size_t nrecipients,
+                           const char *msg, size_t msg_len, const char *ack_user, size_t ack_user_len,
+                           const char *ack, size_t ack_len);
 int cm_fanout_job_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_fanout_job *j,
                          char *err, size_t errlen);
 

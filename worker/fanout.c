@@ -29,7 +29,7 @@ struct fan_call {
     size_t *lens;
     char *chans;    /* the channel names argv points into */
     int argc;
-    char key[CM_KEY_MAX], seq[24], part[24];
+    char key[CM_KEY_MAX], seq[24], part[24], ack_chan[CM_KEY_MAX];
 };
 
 static void call_free(struct fan_call *c)
@@ -100,8 +100,8 @@ static int publish_part(struct wk *w, struct fan_state *st, const char *conv, lo
     msgpack_sbuffer *d = &st->deliveries[st->pending];
     msgpack_sbuffer_init(d);
     reply_delivery(d, NULL, 0, j->msg, j->msg_len);
-    c->argv = wk_xcalloc(7 + nchans, sizeof *c->argv);
-    c->lens = wk_xcalloc(7 + nchans, sizeof *c->lens);
+    c->argv = wk_xcalloc(9 + nchans, sizeof *c->argv);
+    c->lens = wk_xcalloc(9 + nchans, sizeof *c->lens);
     c->chans = wk_xcalloc(nchans, CM_KEY_MAX);
     cm_key_conv(c->key, conv, "fanned");
     snprintf(c->seq, sizeof c->seq, "%lld", seq);
@@ -114,6 +114,12 @@ static int publish_part(struct wk *w, struct fan_state *st, const char *conv, lo
     c->argv[a] = c->seq, c->lens[a++] = strlen(c->seq);
     c->argv[a] = c->part, c->lens[a++] = strlen(c->part);
     c->argv[a] = d->data, c->lens[a++] = d->size;
+    /* The sender's ack rides with part 0 (ack_user is validated). */
+    size_t ack_len = 0;
+    if (part == 0 && j->ack_user != NULL)
+        ack_len = cm_key_user_channel(c->ack_chan, j->ack_user, j->ack_user_len);
+    c->argv[a] = c->ack_chan, c->lens[a++] = ack_len;
+    c->argv[a] = ack_len ? j->ack : "", c->lens[a++] = ack_len ? j->ack_len : 0;
     if (rcpt == NULL) {
         c->lens[a] = cm_key_conv_channel(c->chans, conv, strlen(conv));
         c->argv[a++] = c->chans;
@@ -124,7 +130,7 @@ static int publish_part(struct wk *w, struct fan_state *st, const char *conv, lo
             cm_warn("fanout_recipient", "skipping an invalid recipient in a job for %s", conv);
             continue;
         }
-        char *chan = c->chans + (size_t)(a - 7) * CM_KEY_MAX;
+        char *chan = c->chans + (size_t)(a - 9) * CM_KEY_MAX;
         c->lens[a] = cm_key_user_channel(chan, o->via.str.ptr, o->via.str.size);
         c->argv[a++] = chan;
     }

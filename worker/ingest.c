@@ -78,7 +78,7 @@ static void item_prepare(struct wk *w, struct item *it, const char *raw, size_t 
     char fp[STORE_FP_LEN + 1];
     fingerprint(raw, len, fp);
     it->has_op = 1;
-    store_begin(w, &it->op, &it->req, it->user, fp, &it->reply);
+    store_begin(w, &it->op, &it->req, it->user, it->env.session, it->env.session_len, fp, &it->reply);
 }
 
 static void item_free(struct item *it)
@@ -147,8 +147,9 @@ static int append_reply(struct wk *w, struct item *it, msgpack_sbuffer *tmp)
 }
 
 /* Replies, then the hand-off (fan-out jobs, dead letters, DEL proc), in one
- * round trip. Replies go first so a client always sees its ack before the
- * delivery of the same message. */
+ * round trip. The ack of an accepted send travels in its fan-out job (the
+ * fan-out script publishes it just before the message), so a client always
+ * sees its ack before the delivery of the same message. */
 static int finish(struct wk *w, const struct queue_batch *b, struct item *items, size_t n)
 {
     size_t total = 0, njobs = 0, ndead = 0;
@@ -167,7 +168,7 @@ static int finish(struct wk *w, const struct queue_batch *b, struct item *items,
             queue_pack_dead(&it->reply, it->reason, b->item[i], b->len[i]);
             dead[ndead] = it->reply.data;
             dead_lens[ndead++] = it->reply.size;
-        } else if (it->reply.size > 0) {
+        } else if (it->reply.size > 0 && !(it->has_op && it->op.ack_in_job && it->job.size > 0)) {
             if (append_reply(w, it, &tmp) < 0)
                 rc = -1;
             total++;

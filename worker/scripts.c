@@ -91,7 +91,10 @@ static const char beat_lua[] =
 /* The bitmap is a ring of 2^18 bits indexed by seq * 64 + part: setting a
  * bit clears the one half a ring ahead, so it stays at most 32 KiB per
  * conversation and remembers the last 2^17 / 64 = 2048 messages' parts —
- * far more than are in flight when a dead worker's jobs are redone. */
+ * far more than are in flight when a dead worker's jobs are redone.
+ * ARGV: seq, part, delivery, ack channel ('' for none), ack delivery, then
+ * the channels. The ack goes first: a sender sees its ack before the
+ * delivery of its own message; a part already published sends neither. */
 static const char fanout_lua[] =
     "local ring = 262144\n"
     "local bit = (tonumber(ARGV[1]) * 64 + tonumber(ARGV[2])) % ring\n"
@@ -99,10 +102,13 @@ static const char fanout_lua[] =
     "  return 0\n"
     "end\n"
     "redis.call('SETBIT', KEYS[1], (bit + ring / 2) % ring, 0)\n"
-    "for i = 4, #ARGV do\n"
+    "if ARGV[4] ~= '' then\n"
+    "  redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
+    "end\n"
+    "for i = 6, #ARGV do\n"
     "  redis.call('PUBLISH', ARGV[i], ARGV[3])\n"
     "end\n"
-    "return #ARGV - 3\n";
+    "return #ARGV - 5\n";
 
 const char *wk_script_source(enum wk_script s)
 {

@@ -171,10 +171,12 @@ static void begin_history(struct wk *w, struct store_op *op, msgpack_sbuffer *re
 }
 
 void store_begin(struct wk *w, struct store_op *op, const struct cm_request *req, const char *user,
-                 const char *fp, msgpack_sbuffer *reply)
+                 const char *session, size_t session_len, const char *fp, msgpack_sbuffer *reply)
 {
     memset(op, 0, sizeof *op);
     op->req = req;
+    op->session = session;
+    op->session_len = session_len;
     copy_str(op->user, sizeof op->user, user, strlen(user));
     copy_str(op->fp, sizeof op->fp, fp, STORE_FP_LEN);
     switch (req->op) {
@@ -376,16 +378,25 @@ int store_append(struct wk *w, struct store_op *op, int stage, size_t *count)
 /* ---- collect --------------------------------------------------------- */
 
 /* A DM's job names its users; a room's names none: it goes to the room's
- * channel (fanout.c). */
-static void make_job(struct store_op *op, const char *m, size_t mlen, msgpack_sbuffer *job)
+ * channel (fanout.c). The sender's ack rides along: one script call
+ * publishes both, after the batch's WAIT like every delivery. */
+static void make_job(struct store_op *op, const char *m, size_t mlen, const msgpack_sbuffer *ack,
+                     msgpack_sbuffer *job)
 {
     const char *pair[2] = {op->user, op->peer};
     size_t lens[2] = {strlen(op->user), strlen(op->peer)};
     size_t n = op->kind == CM_CONV_ROOM ? 0 : strcmp(op->user, op->peer) == 0 ? 1 : 2;
-    if (cm_fanout_job_pack(job, op->conv, op->conv_len, pair, lens, n, m, mlen) < 0) {
+    msgpack_sbuffer rec;
+    msgpack_sbuffer_init(&rec);
+    reply_delivery(&rec, op->session, op->session_len, ack->data, ack->size);
+    if (cm_fanout_job_pack_ack(job, op->conv, op->conv_len, pair, lens, n, m, mlen, op->user, strlen(op->user),
+                               rec.data, rec.size) < 0) {
         cm_error("fanout_job", "could not pack the fan-out job of %s", op->conv);
         msgpack_sbuffer_clear(job);
+    } else {
+        op->ack_in_job = 1;
     }
+    msgpack_sbuffer_destroy(&rec);
 }
 
 /* Replaces a NOSCRIPT reply by the reply of an EVAL of the same call. */
@@ -454,7 +465,7 @@ static int collect_send(struct wk *w, struct store_op *op, int stage, redisReply
         return 0;
     }
     if (status == 0 || status == 2)
-        make_job(op, m->str, m->len, job);
+        make_job(op, m->str, m->len, reply, job);
     if (status == 0)
         w->stats.sends++;
     cm_debug("send", "%s -> %s (%s)", op->user, op->conv,

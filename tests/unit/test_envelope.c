@@ -415,6 +415,70 @@ Test(envelope, fanout_roundtrip)
     msgpack_sbuffer_destroy(&sb);
 }
 
+Test(envelope, fanout_ack_roundtrip)
+{
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    struct cm_fanout_job j;
+    char err[128] = "";
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(cm_fanout_job_pack_ack(&sb, "room:general", 12, NULL, NULL, 0, "\x80", 1, "alice", 5,
+                                        "\x92\xc0\xc4\x01\x80", 5),
+                 0);
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_fanout_job_unpack(sb.data, sb.size, &u, &j, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(j.nrecipients, 0);
+    cr_assert_eq(j.ack_user_len, 5);
+    cr_assert_eq(memcmp(j.ack_user, "alice", 5), 0);
+    cr_assert_eq(j.ack_len, 5);
+    msgpack_unpacked_destroy(&u);
+    /* without an ack: none decoded */
+    msgpack_sbuffer_clear(&sb);
+    cr_assert_eq(cm_fanout_job_pack(&sb, "room:general", 12, NULL, NULL, 0, "\x80", 1), 0);
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_fanout_job_unpack(sb.data, sb.size, &u, &j, err, sizeof(err)), 0, "%s", err);
+    cr_assert_null(j.ack_user);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(envelope, fanout_rejects_bad_ack)
+{
+    struct {
+        const char *user;
+        const char *ack;
+        size_t ack_len;
+    } cases[] = {
+        {"b b", "\x80", 1}, /* not a user id */
+        {"", "\x80", 1},    /* empty user */
+        {"alice", "", 0},   /* empty ack */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msgpack_sbuffer sb;
+        msgpack_unpacked u;
+        struct cm_fanout_job j;
+        char err[128] = "";
+        msgpack_sbuffer_init(&sb);
+        cr_assert_eq(cm_fanout_job_pack_ack(&sb, "room:general", 12, NULL, NULL, 0, "\x80", 1, cases[i].user,
+                                            strlen(cases[i].user), cases[i].ack, cases[i].ack_len),
+                     0);
+        msgpack_unpacked_init(&u);
+        cr_assert_eq(cm_fanout_job_unpack(sb.data, sb.size, &u, &j, err, sizeof(err)), -1, "case %zu", i);
+        cr_assert_str_eq(err, "fan-out job: bad ack");
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* "a" that is not a 2-element array */
+    const char bad[] = "\x85\xa1v\x01\xa1" "c\xa6room:a\xa1r\x90\xa1m\xc4\x01\x80\xa1" "a\x91\xa5" "alice";
+    msgpack_unpacked u;
+    struct cm_fanout_job j;
+    char err[128] = "";
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_fanout_job_unpack(bad, sizeof(bad) - 1, &u, &j, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "fan-out job: bad ack");
+    msgpack_unpacked_destroy(&u);
+}
+
 Test(envelope, fanout_rejects_bad_conv_and_recipients)
 {
     const char *good[] = {"alice"};
