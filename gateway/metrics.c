@@ -75,6 +75,8 @@ static const struct metric_desc descs[GW_M__COUNT] = {
     [GW_M_REDIS_RECONNECTS] = {"chatmi_gateway_redis_reconnects_total", "counter", "Redis reconnections", NULL,
                                NULL},
     [GW_M_SUBSCRIPTIONS] = {"chatmi_gateway_subscriptions", "gauge", "Per-user channels subscribed", NULL, NULL},
+    [GW_M_ROOM_SUBSCRIPTIONS] = {"chatmi_gateway_room_subscriptions", "gauge",
+                                 "Room channels subscribed (one per room with members on a child)", NULL, NULL},
     [GW_M_PROCESSES_RUNNING] = {"chatmi_gateway_processes_running", "gauge",
                                 "Child processes alive (retiring ones included)", NULL, NULL},
     [GW_M_CHILD_STARTS] = {"chatmi_gateway_process_starts_total", "counter", "Child processes started", NULL, NULL},

@@ -55,6 +55,7 @@ enum gw_counter {
     GW_M_SLOW_CLOSES,          /* closed 1013 for exceeding --max-queued-bytes */
     GW_M_REDIS_RECONNECTS,
     GW_M_SUBSCRIPTIONS,        /* gauge: per-user channels subscribed */
+    GW_M_ROOM_SUBSCRIPTIONS,   /* gauge: room channels subscribed */
     GW_M_PROCESSES_RUNNING,    /* gauge: 1 in each live child's cell */
     GW_M_CHILD_STARTS,         /* master: child processes started */
     GW_M_CHILD_RESTARTS,       /* master: starts beyond the first of a child index */

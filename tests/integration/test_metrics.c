@@ -196,6 +196,9 @@ Test(gw_metrics, exposition_is_strict_prometheus_text)
     cr_assert_null(ws_connect(port, &o, &r, NULL, 0));
     it_http_resp_free(&r);
 
+    it_join(a, "j", "lobby");
+    cr_assert_eq(wait_sample(port, "chatmi_gateway_room_subscriptions", NULL, 1, 5000), 1,
+                 "one child subscribes the room's channel");
     char *t = scrape(port);
     check_exposition(t, "chatmi_gateway_");
     cr_assert(must_sample(t, "chatmi_gateway_deliveries_total", NULL) >= 2, "%s", t);
