@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +124,14 @@ static void serve(struct wk_metrics_server *s, int fd)
     }
     if (end == NULL) {
         respond(fd, 400, "text/plain; charset=utf-8", "request head too large\n", 23, deadline);
+        /* Closing with unread input would reset the connection and lose
+         * the answer: read what the client still sends (bounded). */
+        shutdown(fd, SHUT_WR);
+        while (len > 0 && wait_fd(fd, POLLIN, deadline)) {
+            ssize_t r = read(fd, req, sizeof(req));
+            if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+                break;
+        }
         return;
     }
     const char *eol = memchr(req, '\r', (size_t)(end - req) + 1);

@@ -404,6 +404,15 @@ Test(wk_metrics, counters_move_and_exposition_parses)
     get_expect(mport, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404);
     get_expect(mport, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405);
     get_expect(mport, "garbage\r\n\r\n", 400);
+    get_expect(mport, "GET /metrics HTTP/1.1\r\n\r\n", 200);
+    get_expect(mport, "GET /metrics?x=1 HTTP/1.1\r\n\r\n", 200);
+    get_expect(mport, "GET /metricsx HTTP/1.1\r\n\r\n", 404);
+    get_expect(mport, "GET /metrics FTP/1.1\r\n\r\n", 400);
+    /* a head that never ends within 4 KiB */
+    static char huge[6000];
+    memcpy(huge, "GET /metrics HTTP/1.1\r\nX: ", 26);
+    memset(huge + 26, 'a', sizeof(huge) - 27);
+    get_expect(mport, huge, 400);
     ws_free(a);
     ws_free(b);
 }
