@@ -377,13 +377,20 @@ Test(wk_metrics, counters_move_and_exposition_parses)
     json_decref(it_req_err(a, json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "id", "big", "to", "bob", "text", big),
                            "too_large"));
 
+    /* and one it forbids: a DM's history read by a third user */
+    json_decref(it_req_err(a, json_pack("{s:s,s:s,s:s}", "op", "history", "id", "h", "conv", "dm:bob:carol"),
+                           "forbidden"));
+
     /* The counters are published once per turn of the worker's loop:
      * wait (bounded) for the last request to show. */
-    cr_assert_eq(wait_sample(mport, "chatmi_worker_errors_total", "code=\"too_large\"", 1, 5000), 1);
+    cr_assert_eq(wait_sample(mport, "chatmi_worker_errors_total", "code=\"forbidden\"", 1, 5000), 1);
     char *t = scrape(mport);
     check_exposition(t, "chatmi_worker_");
     cr_assert_eq(must_sample(t, "chatmi_worker_processed_total", "op=\"send\",result=\"ok\""), sends, "%s", t);
     cr_assert_eq(must_sample(t, "chatmi_worker_processed_total", "op=\"send\",result=\"error\""), 1);
+    cr_assert_eq(must_sample(t, "chatmi_worker_errors_total", "code=\"too_large\""), 1);
+    cr_assert_eq(must_sample(t, "chatmi_worker_processed_total", "op=\"history\",result=\"error\""), 1);
+    cr_assert_eq(must_sample(t, "chatmi_worker_errors_total", "code=\"internal\""), 0);
     cr_assert_eq(must_sample(t, "chatmi_worker_messages_stored_total", NULL), sends);
     cr_assert(must_sample(t, "chatmi_worker_deliveries_published_total", NULL) >= sends);
     cr_assert(must_sample(t, "chatmi_worker_redis_round_trips_total", NULL) > sends);
