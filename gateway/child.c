@@ -30,7 +30,6 @@
 #define TICK_MS 100                /* housekeeping period */
 #define NODE_REFRESH_MS 5000
 #define DRAIN_GRACE_MS 3000        /* after the drain period, close what is left */
-#define INDEX_MAX (1024 * 1024)
 
 void gw_child_list_add(struct gw_conn **head, struct gw_conn *c)
 {
@@ -294,34 +293,13 @@ static void on_retire(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up and teardown ---------------------------------------------------------- */
 
-static void load_index(struct gw_child *ch)
+static void load_www(struct gw_child *ch)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/index.html", ch->cfg->www_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > INDEX_MAX) {
-        if (ch->index == 0)
-            cm_warn("www_missing", "%s: not readable; GET / answers 404", path);
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    char *buf = malloc((size_t)st.st_size);
-    size_t got = 0;
-    while (buf != NULL && got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (buf == NULL || got != (size_t)st.st_size) {
-        free(buf);
-        return;
-    }
-    ch->index_html = buf;
-    ch->index_len = got;
+    char err[512];
+    size_t n = gw_www_load(&ch->www, ch->cfg->www_dir, err, sizeof(err));
+    if (n < GW_WWW_NFILES && ch->index == 0)
+        cm_warn("www_missing", "browser client: %zu of %d files loaded (%s); the rest answer 404", n,
+                GW_WWW_NFILES, err);
 }
 
 static void teardown(struct gw_child *ch)
@@ -343,7 +321,7 @@ static void teardown(struct gw_child *ch)
     gw_buf_unref(ch->ping);
     free(ch->conns);
     free(ch->rbuf);
-    free(ch->index_html);
+    gw_www_free(&ch->www);
     if (ch->notify_fd >= 0)
         close(ch->notify_fd);
 }
@@ -396,7 +374,7 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     event_add(ch.int_ev, NULL);
     event_add(ch.retire_ev, NULL);
     event_add(ch.accept_ev, NULL);
-    load_index(&ch);
+    load_www(&ch);
     if (gw_redis_start(&ch) < 0)
         goto fatal;
     cm_debug("child_ready", "child %d serving as node %s", index, ch.node);

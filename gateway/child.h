@@ -13,6 +13,7 @@
 #include "gateway/metrics.h"
 #include "gateway/redis_link.h"
 #include "gateway/users.h"
+#include "gateway/www.h"
 
 struct gw_child {
     const struct gw_config *cfg;
@@ -39,8 +40,7 @@ struct gw_child {
 
     unsigned char *rbuf;             /* the one read buffer of the child */
     size_t rbuf_cap;
-    char *index_html;                /* the demo page, read at start */
-    size_t index_len;
+    struct gw_www www;               /* the browser client, read at start */
     struct gw_buf *ping;             /* one ping frame shared by every session */
     int heartbeat_s;
     uint64_t ticks;

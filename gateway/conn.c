@@ -22,6 +22,7 @@
 #include "gateway/child.h"
 #include "gateway/frame.h"
 #include "gateway/http.h"
+#include "gateway/www.h"
 
 #define CLOSE_WAIT_MS 2000          /* after our close/response: wait this long for the peer */
 #define WRITE_BUDGET (256 * 1024)   /* bytes per write event, so one client cannot starve others */
@@ -466,8 +467,9 @@ static int http_input(struct gw_conn *c, const unsigned char *data, size_t len)
         respond_text(c, 400, "request bodies are not accepted\n", NULL);
         return 0;
     }
-    int known = path_is(&req, "/ws") || path_is(&req, "/") || path_is(&req, "/healthz") ||
-                path_is(&req, "/readyz") || path_is(&req, "/metrics");
+    const struct gw_www_file *file = gw_www_route(&ch->www, req.path, req.path_len);
+    int known = file != NULL || path_is(&req, "/ws") || path_is(&req, "/healthz") || path_is(&req, "/readyz") ||
+                path_is(&req, "/metrics");
     if (!known) {
         gw_metric_add(ch->stats, GW_M_HTTP_REQUESTS, 1);
         respond_text(c, 404, "not found\n", NULL);
@@ -503,11 +505,10 @@ static int http_input(struct gw_conn *c, const unsigned char *data, size_t len)
             respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, tlen, NULL);
             free(text);
         }
-    } else if (ch->index_html != NULL) {
-        respond(c, 200, "text/html; charset=utf-8", ch->index_html, ch->index_len,
-                "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n");
+    } else if (file->data != NULL) {
+        respond(c, 200, file->ctype, file->data, file->len, GW_WWW_HEADERS);
     } else {
-        respond_text(c, 404, "demo page not installed (see --www-dir)\n", NULL);
+        respond_text(c, 404, "browser client not installed (see --www-dir)\n", NULL);
     }
     free(c->http);
     c->http = NULL;
