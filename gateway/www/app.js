@@ -483,7 +483,8 @@ function renderConn() {
   const label = offline ? 'offline'
     : S.conn === 'reconnecting' ? (S.ws ? 'reconnecting…' : `reconnecting in ${waitS} s`)
     : S.conn === 'connecting' ? 'connecting…' : S.conn;
-  s.dataset.state = offline ? 'offline' : S.conn;
+  s.dataset.state = offline ? 'offline' : S.conn;  // what the pill shows
+  s.dataset.conn = S.conn;                          // what the client is doing
   s.textContent = label;
   s.title = S.conn === 'reconnecting' ? 'Click to reconnect now'
     : S.hello ? `session ${S.hello.session} on node ${S.hello.node}` : '';

@@ -16,6 +16,7 @@
 // CHATMI_BROWSER_MODULES, CHATMI_BROWSER_TIMEOUT_SCALE, CHATMI_BROWSER_KEEP=1.
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -77,8 +78,15 @@ async function openBrowser(name, port) {
 
 // ---- page helpers --------------------------------------------------------------
 
+// The connection state the client is in (the pill's data-conn). The pill
+// itself says "offline" instead of "reconnecting" when the browser has no
+// network at all (navigator.onLine), as in a network namespace with only
+// loopback; the test runs there too.
 const waitState = (page, state, ms = WAIT) =>
-  page.waitForFunction((s) => document.getElementById('state').dataset.state === s, state, { timeout: ms });
+  page.waitForFunction((s) => document.getElementById('state').dataset.conn === s, state, { timeout: ms });
+const stateLabel = (page) => page.evaluate(() => ({
+  text: document.getElementById('state').textContent, online: navigator.onLine,
+}));
 
 // The texts of the stored messages shown (rows with a seq), in order.
 const shownTexts = (page) =>
@@ -244,7 +252,8 @@ step('gateway killed: "reconnecting", then every missed message is recovered', a
   const a = users.alice.page, b = users.bob.page;
   await stack.killGateway(0);
   await waitState(a, 'reconnecting');
-  assert.match(await a.textContent('#state'), /^reconnecting/);
+  const label = await stateLabel(a);
+  assert.match(label.text, label.online ? /^reconnecting/ : /^offline$/, 'the pill says so');
   assert.equal(await a.isVisible('#banner'), true, 'the banner says the connection is lost');
   assert.equal(await b.textContent('#state'), 'connected', 'bob is on the other gateway');
   await a.screenshot({ path: path.join(artifacts, 'chat-reconnecting.png') });
@@ -258,7 +267,7 @@ step('gateway killed: "reconnecting", then every missed message is recovered', a
   await a.fill('#in-text', typedOffline);
   await a.press('#in-text', 'Enter');
   await a.waitForFunction((t) => [...document.querySelectorAll('#messages .msg.pending .text')].some((e) => e.textContent === t), typedOffline);
-  assert.equal(await a.getAttribute('#state', 'data-state'), 'reconnecting', 'still disconnected');
+  assert.equal(await a.getAttribute('#state', 'data-conn'), 'reconnecting', 'still disconnected');
 
   await stack.startGateway(0, stack.gateways[0].port);
   await waitState(a, 'connected', RECOVER);
@@ -276,6 +285,110 @@ step('gateway killed: "reconnecting", then every missed message is recovered', a
   await waitTexts(a, [...dm1, ...missedDm]);
   assert.deepEqual(await shownTexts(a), [...dm1, ...missedDm]);
   assert.equal(await a.isVisible('#banner'), false);
+});
+
+// An HS256 JWT, made here independently of the gateway's code.
+function jwt(secret, payload) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(payload)}`;
+  return `${signed}.${crypto.createHmac('sha256', secret).update(signed).digest('base64url')}`;
+}
+
+step('token sign-in on a gateway with --auth jwt', async () => {
+  const secret = crypto.randomBytes(32).toString('hex');
+  const port = await stack.startGateway(2, 0, secret);
+  const now = Math.floor(Date.now() / 1000);
+  const page = await users.bob.ctx.newPage(); // a new tab of bob's browser: carol borrows it
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.setDefaultTimeout(WAIT);
+  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.click('.tab[data-mode="token"]');
+  const tryToken = async (token) => {
+    await page.fill('#in-token', token);
+    await page.click('#signin-button');
+  };
+  // expired: refused before connecting
+  await tryToken(jwt(secret, { sub: 'carol', exp: now - 60 }));
+  await page.waitForFunction(() => /expired/.test(document.getElementById('signin-error').textContent));
+  // signed with another key: the gateway answers 401, the form says so
+  await tryToken(jwt('not-the-key', { sub: 'carol', exp: now + 3600 }));
+  await page.waitForFunction(() => /Could not connect/.test(document.getElementById('signin-error').textContent) &&
+    !document.getElementById('signin').hidden);
+  // a good token: carol is in, joins #general and sees what was said there
+  await tryToken(jwt(secret, { sub: 'carol', exp: now + 3600 }));
+  await waitState(page, 'connected');
+  assert.equal(await page.textContent('#me-name'), 'carol');
+  await joinRoom(page, 'general');
+  await waitTexts(page, [...missedRoom, typedOffline]);
+  const hello = 'Hi both! carol here, signed in with a token.';
+  await say(page, hello);
+  await openConv(users.alice.page, GENERAL);
+  await waitTexts(users.alice.page, [hello]);
+  await waitTexts(users.bob.page, [hello]);
+  await page.close();
+  const unexpected = errors.filter((e) => !/WebSocket connection to .* failed/.test(e));
+  assert.deepEqual(unexpected, []);
+  // Chromium reports the 401 (WWW-Authenticate: Bearer) as an authentication failure
+  assert.ok(errors.some((e) => /401|Authentication failed/.test(e)), `the handshake was refused: ${JSON.stringify(errors)}`);
+});
+
+// dave, a raw WebSocket client run inside bob's page (same origin, so the
+// page's CSP allows it), fills #archive with n messages, one at a time.
+async function fillArchive(page, n) {
+  await page.evaluate(async ({ n, ms }) => {
+    const url = new URL('ws?user=dave', location.href);
+    url.protocol = 'ws:';
+    const ws = new WebSocket(url.href, 'chatmi.v1.json');
+    const waiters = new Map();
+    let helloSeen;
+    const hello = new Promise((resolve) => { helloSeen = resolve; });
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(ev.data);
+      if (m.op === 'hello') helloSeen();
+      const w = m.id && waiters.get(m.id);
+      if (w) { waiters.delete(m.id); w(m); }
+    };
+    const bounded = (p, what) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`dave: no ${what}`)), ms))]);
+    const req = (o) => bounded(new Promise((resolve) => { waiters.set(o.id, resolve); ws.send(JSON.stringify(o)); }), `reply to ${o.id}`);
+    await bounded(hello, 'hello');
+    await req({ op: 'join', id: 'j', room: 'archive' });
+    for (let i = 1, tries = 0; i <= n; i++) {
+      const r = await req({ op: 'send', id: `a${i}`, room: 'archive', text: `archive message ${i}` });
+      if (r.op === 'ack') continue;
+      // over --rate-limit (20/s, bursts of 40): pace the retry, same id, bounded
+      if (r.code !== 'rate_limited' || ++tries > 10 * n) throw new Error(`dave: ${JSON.stringify(r)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      i--;
+    }
+    ws.close();
+  }, { n, ms: WAIT });
+}
+
+const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+step('scrolling to the top pages back through a long history', async () => {
+  const a = users.alice.page;
+  await fillArchive(users.bob.page, 120);
+  await joinRoom(a, 'archive');
+  await a.waitForFunction(() => document.querySelectorAll('#messages .msg[data-seq]').length === 50);
+  assert.deepEqual(await shownSeqs(a), range(71, 120), 'opens on the newest 50');
+  // scrolled to the top: the 50 before, and what was on screen stays there
+  await a.$eval('#scroller', (sc) => { sc.scrollTop = 0; });
+  await a.waitForFunction(() => document.querySelectorAll('#messages .msg[data-seq]').length === 100);
+  assert.deepEqual(await shownSeqs(a), range(21, 120));
+  const kept = await a.$eval('#scroller', (sc) => {
+    const row = document.querySelector('#messages .msg[data-seq="71"]').getBoundingClientRect();
+    const box = sc.getBoundingClientRect();
+    return sc.scrollTop > 0 && row.top >= box.top - 1 && row.top < box.bottom;
+  });
+  assert.ok(kept, 'message 71 is still in view after the older page came in above it');
+  await a.$eval('#scroller', (sc) => { sc.scrollTop = 0; });
+  await a.waitForFunction(() => document.querySelectorAll('#messages .msg[data-seq]').length === 120);
+  assert.deepEqual(await shownSeqs(a), range(1, 120));
+  assert.equal(await a.isVisible('#older'), false, 'nothing older to load');
+  assert.equal(await a.textContent('#messages .msg[data-seq="1"] .text'), 'archive message 1');
 });
 
 step('unread counts while reading another conversation; screenshots', async () => {

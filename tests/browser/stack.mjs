@@ -183,18 +183,20 @@ export class Stack {
     throw new Error('redis-server: no free port after 5 attempts');
   }
 
-  gatewayArgs(listen) {
+  gatewayArgs(listen, jwtSecret) {
+    const auth = jwtSecret ? ['--auth', 'jwt', '--jwt-secret', jwtSecret] : ['--auth', 'none'];
     return [process.env.CHATMI_GATEWAY_BIN, '--listen', listen, '--processes', '2',
-      '--redis-url', `redis://127.0.0.1:${this.redisPort}/0`, '--auth', 'none',
+      '--redis-url', `redis://127.0.0.1:${this.redisPort}/0`, ...auth,
       '--www-dir', process.env.CHATMI_WWW_DIR, '--log-format', 'json', '--log-level', 'info',
       '--drain-seconds', '0'];
   }
 
-  // Starts gateway i on port (0: one the kernel picks); returns its port.
-  async startGateway(i, port = 0) {
+  // Starts gateway i on port (0: one the kernel picks), with --auth none,
+  // or --auth jwt when given a secret; returns its port.
+  async startGateway(i, port = 0, jwtSecret = '') {
     const name = `gateway${i}`;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const p = this.spawn(name, this.gatewayArgs(`127.0.0.1:${port}`));
+      const p = this.spawn(name, this.gatewayArgs(`127.0.0.1:${port}`, jwtSecret));
       try {
         await p.waitLine(isJsonEvent('ready'), this.ms(10000), 'gateway ready');
       } catch (e) {
