@@ -15,7 +15,7 @@ const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const PAGE = 50;                 // history page size
 const RESEND_MS = 10000;         // an unacked send on a live connection is resent after this
 const PROBE_MS = 30000;          // presence refresh, which is also the liveness probe
-const PROBE_TIMEOUT_MS = 10000;  // no answer to it: the connection is dead
+const PROBE_TIMEOUT_MS = 10000;  // no answer to it within this or two heartbeats: the connection is dead
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30000;
 const STABLE_MS = 10000;         // a session up this long resets the backoff
@@ -77,6 +77,7 @@ function conv(id) {
       loaded: false, noOlder: false, listed: false,
       busy: false,   // a history request is out
       again: false,  // something was missed meanwhile: loadAfter when it is back
+      joinedAt: 0,   // when this tab joined it (Date.now())
     };
     S.convs.set(id, c);
   }
@@ -191,13 +192,16 @@ function loadOlder(c) {
 }
 
 // Presence of the DM peers (and of oneself: the request then never is
-// empty). Its reply is also the liveness probe: a connection that does not
-// answer within PROBE_TIMEOUT_MS is dropped and reconnected.
+// empty). Its reply is also the liveness probe, as a page cannot see the
+// server's pings: a connection silent for two heartbeats (the period after
+// which the server gives up on a client, too) is dropped and reconnected,
+// without waiting minutes for TCP to notice a dead network.
 function refreshPresence() {
   const users = [S.me];
   for (const c of S.convs.values()) if (!c.room && c.listed && !users.includes(c.name)) users.push(c.name);
   const ws = S.ws;
-  const probe = setTimeout(() => { if (S.ws === ws) dropConnection(ws, 'no answer from the server'); }, PROBE_TIMEOUT_MS);
+  const wait = Math.max(PROBE_TIMEOUT_MS, 2000 * (Number(S.hello && S.hello.heartbeat) || 25));
+  const probe = setTimeout(() => { if (S.ws === ws) dropConnection(ws, 'No answer from the server'); }, wait);
   const sent = request({ op: 'presence', users: users.slice(0, 100) }, (r) => {
     clearTimeout(probe);
     if (r.op !== 'presence' || !r.users || typeof r.users !== 'object') return;
@@ -249,6 +253,7 @@ function onServer(m) {
       if (typeof m.conv !== 'string' || !m.conv.startsWith('room:')) break;
       const c = conv(m.conv);
       c.listed = true;
+      c.joinedAt = Date.now();
       select(c);
       break;
     }
@@ -295,10 +300,11 @@ function loadUserState(user) {
 // Steps 2 and 3 of the recipe: resend what is unacked, then find out what was missed.
 function resync() {
   for (const p of S.pending.values()) trySend(p);
-  request({ op: 'convs' }, onConvs);
+  const asked = Date.now();
+  request({ op: 'convs' }, (r) => onConvs(r, asked));
 }
 
-function onConvs(r) {
+function onConvs(r, asked) {
   if (r.op !== 'convs' || !Array.isArray(r.convs)) return;
   const first = !S.synced;
   S.synced = true;
@@ -313,7 +319,8 @@ function onConvs(r) {
     if (e.last_seq > c.high) c.high = e.last_seq;
     if (c.loaded && c.high > c.last) loadAfter(c);
   }
-  for (const c of [...S.convs.values()]) if (c.room && !seen.has(c.id)) removeConv(c);  // left in another tab
+  // Rooms left in another tab go; one joined after the question was asked stays.
+  for (const c of [...S.convs.values()]) if (c.room && !seen.has(c.id) && !(c.joinedAt >= asked)) removeConv(c);
   if (!S.current) selectSomething();
   else if (!S.current.loaded) loadLatest(S.current);
   refreshPresence();

@@ -414,6 +414,20 @@ step('unread counts while reading another conversation; screenshots', async () =
   console.log(`# screenshots: ${path.join(artifacts, 'chat.png')} ${path.join(artifacts, 'chat-bob.png')}`);
 });
 
+step('leaving a room', async () => {
+  const a = users.alice.page;
+  await openConv(a, 'room:random');
+  await waitTexts(a, ['Lunch at noon? The new ramen place opened.']);
+  await a.click('#leave');
+  await a.waitForSelector('button[data-conv="room:random"]', { state: 'detached' });
+  await a.waitForFunction(() => document.getElementById('conv-title').textContent !== '# random');
+  // the server forgot the membership too: a reload does not bring it back
+  await a.reload();
+  await waitState(a, 'connected');
+  await a.waitForSelector(`button[data-conv="${GENERAL}"]`);
+  assert.equal(await a.$('button[data-conv="room:random"]'), null);
+});
+
 step('no script errors and no blocked content in either page', async () => {
   for (const [who, u] of Object.entries(users)) {
     // Chromium logs each refused WebSocket handshake while gateway 0 was down: expected.
