@@ -106,6 +106,40 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     gw_users_flush(arg);
+    gw_rooms_flush(arg);
+}
+
+static void on_write_pass(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_child *ch = arg;
+    /* A connection freed since it was listed left a NULL, or a newer
+     * connection on the same fd that is listed (or not) in its own right. */
+    for (size_t i = 0; i < ch->nwrite_fds; i++) {
+        struct gw_conn *c = ch->conns[ch->write_fds[i]];
+        if (c != NULL && c->flush_queued)
+            gw_conn_write_pass(c);
+    }
+    ch->nwrite_fds = 0;
+}
+
+int gw_child_defer_write(struct gw_child *ch, int fd)
+{
+    if (ch->write_ev == NULL)
+        return -1;
+    if (ch->nwrite_fds == ch->write_fds_cap) {
+        size_t cap = ch->write_fds_cap ? ch->write_fds_cap * 2 : 256;
+        int *n = realloc(ch->write_fds, cap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        ch->write_fds = n;
+        ch->write_fds_cap = cap;
+    }
+    ch->write_fds[ch->nwrite_fds++] = fd;
+    if (ch->nwrite_fds == 1)
+        event_active(ch->write_ev, 0, 0);
+    return 0;
 }
 
 void gw_child_schedule_flush(struct gw_child *ch)
@@ -114,6 +148,56 @@ void gw_child_schedule_flush(struct gw_child *ch)
     if (!event_pending(ch->flush_ev, EV_TIMEOUT, NULL)) {
         struct timeval zero = {0, 0};
         evtimer_add(ch->flush_ev, &zero);
+    }
+}
+
+void gw_frames_init(struct gw_frames *f, const char *msg, size_t len, const char *where)
+{
+    memset(f, 0, sizeof(*f));
+    f->msg = msg;
+    f->len = len;
+    f->where = where;
+}
+
+void gw_frames_release(struct gw_frames *f)
+{
+    gw_buf_unref(f->frame[0]);
+    gw_buf_unref(f->frame[1]);
+    f->frame[0] = f->frame[1] = NULL;
+}
+
+/* The message framed for encoding e, made on first use. */
+static struct gw_buf *frame_for(struct gw_frames *f, int e)
+{
+    if (f->frame[e] != NULL || f->failed[e])
+        return f->frame[e];
+    if (e == CM_ENC_MSGPACK) {
+        f->frame[e] = gw_buf_frame(GW_OP_BINARY, f->msg, f->len);
+    } else {
+        msgpack_sbuffer json;
+        msgpack_sbuffer_init(&json);
+        if (cm_msgpack_to_json(f->msg, f->len, &json) == 0)
+            f->frame[e] = gw_buf_frame(GW_OP_TEXT, json.data, json.size);
+        else
+            cm_warn("bad_delivery", "channel of %s: message is not convertible to JSON", f->where);
+        msgpack_sbuffer_destroy(&json);
+    }
+    f->failed[e] = f->frame[e] == NULL;
+    return f->frame[e];
+}
+
+void gw_child_send_user(struct gw_child *ch, struct gw_user *u, struct gw_frames *f)
+{
+    struct gw_conn *next;
+    for (struct gw_conn *c = u->sessions; c != NULL; c = next) {
+        next = c->next;
+        if (c->hello_pending)
+            continue;
+        struct gw_buf *b = frame_for(f, c->enc);
+        if (b != NULL) {
+            gw_metric_add(ch->stats, GW_M_DELIVERIES, 1);
+            gw_conn_send(c, b);
+        }
     }
 }
 
@@ -128,6 +212,9 @@ void gw_child_deliver(struct gw_child *ch, struct gw_user *u, const char *data, 
         msgpack_unpacked_destroy(&up);
         return;
     }
+    /* Membership first: a message of the room may follow at once. */
+    if (d.change != CM_MEMBER_NONE)
+        gw_rooms_on_change(ch, u, &d);
     if (d.session != NULL) {
         struct gw_conn *c = gw_child_find_session(ch, d.session, d.session_len);
         if (c != NULL && c->user == u) {
@@ -138,35 +225,10 @@ void gw_child_deliver(struct gw_child *ch, struct gw_user *u, const char *data, 
         return;
     }
     /* Frame each encoding once; every session shares the buffer. */
-    struct gw_buf *frames[2] = {NULL, NULL};
-    int failed[2] = {0, 0};
-    struct gw_conn *next;
-    for (struct gw_conn *c = u->sessions; c != NULL; c = next) {
-        next = c->next;
-        if (c->hello_pending)
-            continue;
-        int e = c->enc;
-        if (frames[e] == NULL && !failed[e]) {
-            if (e == CM_ENC_MSGPACK) {
-                frames[e] = gw_buf_frame(GW_OP_BINARY, d.msg, d.msg_len);
-            } else {
-                msgpack_sbuffer json;
-                msgpack_sbuffer_init(&json);
-                if (cm_msgpack_to_json(d.msg, d.msg_len, &json) == 0)
-                    frames[e] = gw_buf_frame(GW_OP_TEXT, json.data, json.size);
-                else
-                    cm_warn("bad_delivery", "channel of %s: message is not convertible to JSON", u->name);
-                msgpack_sbuffer_destroy(&json);
-            }
-            failed[e] = frames[e] == NULL;
-        }
-        if (frames[e] != NULL) {
-            gw_metric_add(ch->stats, GW_M_DELIVERIES, 1);
-            gw_conn_send(c, frames[e]);
-        }
-    }
-    gw_buf_unref(frames[0]);
-    gw_buf_unref(frames[1]);
+    struct gw_frames f;
+    gw_frames_init(&f, d.msg, d.msg_len, u->name);
+    gw_child_send_user(ch, u, &f);
+    gw_frames_release(&f);
     msgpack_unpacked_destroy(&up);
 }
 
@@ -308,9 +370,10 @@ static void teardown(struct gw_child *ch)
         if (ch->conns[fd] != NULL)
             gw_conn_free(ch->conns[fd]);
     gw_redis_stop(ch);
+    gw_rooms_free_all(ch);
     gw_users_free_all(ch);
     struct event **evs[] = {&ch->accept_ev, &ch->accept_retry_ev, &ch->tick_ev, &ch->flush_ev, &ch->term_ev,
-                            &ch->int_ev, &ch->retire_ev};
+                            &ch->int_ev, &ch->retire_ev, &ch->write_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i] != NULL) {
             event_free(*evs[i]);
@@ -320,6 +383,7 @@ static void teardown(struct gw_child *ch)
         event_base_free(ch->base);
     gw_buf_unref(ch->ping);
     free(ch->conns);
+    free(ch->write_fds);
     free(ch->rbuf);
     gw_www_free(&ch->www);
     if (ch->notify_fd >= 0)
@@ -365,8 +429,9 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     ch.term_ev = evsignal_new(ch.base, SIGTERM, on_term, &ch);
     ch.int_ev = evsignal_new(ch.base, SIGINT, on_term, &ch);
     ch.retire_ev = evsignal_new(ch.base, SIGUSR1, on_retire, &ch);
+    ch.write_ev = event_new(ch.base, -1, 0, on_write_pass, &ch);
     if (!ch.accept_ev || !ch.accept_retry_ev || !ch.tick_ev || !ch.flush_ev || !ch.term_ev || !ch.int_ev ||
-        !ch.retire_ev)
+        !ch.retire_ev || !ch.write_ev)
         goto fatal;
     struct timeval tick = {0, TICK_MS * 1000};
     event_add(ch.tick_ev, &tick);

@@ -12,6 +12,7 @@
 #include "gateway/handshake.h"
 #include "gateway/metrics.h"
 #include "gateway/redis_link.h"
+#include "gateway/rooms.h"
 #include "gateway/users.h"
 #include "gateway/www.h"
 
@@ -23,7 +24,9 @@ struct gw_child {
     struct event_base *base;
     int listen_fd;
     int notify_fd;                   /* pipe to the master */
-    struct event *accept_ev, *accept_retry_ev, *tick_ev, *flush_ev, *term_ev, *int_ev, *retire_ev;
+    struct event *accept_ev, *accept_retry_ev, *tick_ev, *flush_ev, *term_ev, *int_ev, *retire_ev, *write_ev;
+    int *write_fds;                  /* connections with output queued in this loop pass */
+    size_t nwrite_fds, write_fds_cap;
     struct gw_metrics *metrics;
     struct gw_metrics_slot *stats;   /* this child's slot */
 
@@ -36,6 +39,7 @@ struct gw_child {
     struct gw_conn *closing;         /* CLOSING connections */
 
     struct gw_users users;
+    struct gw_rooms rooms;
     struct gw_redis redis;
 
     unsigned char *rbuf;             /* the one read buffer of the child */
@@ -71,10 +75,31 @@ void gw_child_push_failed(struct gw_child *ch, const struct gw_push_origin *o);
 
 void gw_child_update_ready(struct gw_child *ch);
 
+/* Puts the connection on fd on this loop pass's write list (the write
+ * pass runs after the events that queued output). 0, or -1 when out of
+ * memory. */
+int gw_child_defer_write(struct gw_child *ch, int fd);
+
 /* Asks the loop to run gw_users_flush soon (once per loop pass). */
 void gw_child_schedule_flush(struct gw_child *ch);
 
 /* A delivery from a user's channel: to one session or all of that user's. */
 void gw_child_deliver(struct gw_child *ch, struct gw_user *u, const char *data, size_t len);
+
+/* One server message on its way to many sessions: framed at most once per
+ * encoding (JSON made from the packed map on first use), every session
+ * sharing the buffer. `where` names the channel in logs. */
+struct gw_frames {
+    const char *msg;
+    size_t len;
+    const char *where;
+    struct gw_buf *frame[2];
+    int failed[2];
+};
+void gw_frames_init(struct gw_frames *f, const char *msg, size_t len, const char *where);
+void gw_frames_release(struct gw_frames *f);
+
+/* Sends the message to every session of u that has had its hello. */
+void gw_child_send_user(struct gw_child *ch, struct gw_user *u, struct gw_frames *f);
 
 #endif

@@ -162,41 +162,53 @@ void gw_conn_free(struct gw_conn *c)
 
 /* ---- output ---------------------------------------------------------------- */
 
-/* Writes now when nothing is pending, else queues. No state checks. */
+/* Queues output for the write pass (or the write event, when it is on
+ * already). No state checks. */
 static int queue_buf(struct gw_conn *c, struct gw_buf *buf)
 {
-    struct gw_child *ch = c->child;
-    size_t off = 0;
-    if (c->outq == NULL) {
-        ssize_t w;
-        do
-            w = write(c->fd, buf->data, buf->len);
-        while (w < 0 && errno == EINTR);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            /* The peer is gone; the read event sees it and frees the connection. */
-            shutdown(c->fd, SHUT_RDWR);
-            return -1;
-        }
-        if (w > 0) {
-            gw_metric_add(ch->stats, GW_M_BYTES_OUT, w);
-            off = (size_t)w;
-        }
-        if (off == buf->len)
-            return 0;
-    }
-    if (gw_outq_push(&c->outq, buf, off) < 0) {
+    if (gw_outq_push(&c->outq, buf, 0) < 0) {
         shutdown(c->fd, SHUT_RDWR);
         return -1;
     }
-    set_writing(c, 1);
+    if (c->writing || c->flush_queued)
+        return 0;
+    if (gw_child_defer_write(c->child, c->fd) < 0) {
+        set_writing(c, 1); /* out of memory for the pass list: the write event does it */
+        return 0;
+    }
+    c->flush_queued = 1;
     return 0;
+}
+
+void gw_conn_write_pass(struct gw_conn *c)
+{
+    c->flush_queued = 0;
+    if (c->outq == NULL || c->writing)
+        return;
+    ssize_t w = gw_outq_write(c->outq, c->fd, WRITE_BUDGET);
+    if (w < 0) {
+        /* The peer is gone; the read event sees it and frees the connection. */
+        shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    gw_metric_add(c->child->stats, GW_M_BYTES_OUT, w);
+    if (c->outq->count == 0) {
+        gw_outq_free(c->outq);
+        c->outq = NULL;
+    } else {
+        set_writing(c, 1);
+    }
 }
 
 int gw_conn_send(struct gw_conn *c, struct gw_buf *buf)
 {
     if (c->state != GW_CONN_OPEN)
         return -1;
-    if (c->outq != NULL && c->outq->bytes + buf->len > c->child->cfg->max_queued_bytes) {
+    size_t max = c->child->cfg->max_queued_bytes;
+    /* A burst within one loop pass is not a slow client: write it out first. */
+    if (c->outq != NULL && c->outq->bytes + buf->len > max && c->flush_queued)
+        gw_conn_write_pass(c);
+    if (c->outq != NULL && c->outq->bytes + buf->len > max) {
         gw_metric_add(c->child->stats, GW_M_SLOW_CLOSES, 1);
         cm_info("slow_client", "session %s:%u queued over %zu bytes: closing with 1013",
                 c->user != NULL ? c->user->name : "?", c->gen, c->child->cfg->max_queued_bytes);

@@ -36,6 +36,7 @@ struct gw_conn {
     uint8_t close_now;            /* CLOSING: close the socket once output is flushed */
     uint8_t writing;              /* EV_WRITE is part of the event */
     uint8_t wr_shut;              /* CLOSING: SHUT_WR done */
+    uint8_t flush_queued;         /* output waits for the child's write pass */
     uint16_t close_code;          /* the close code sent, for logs */
     struct event ev;
     struct gw_child *child;
@@ -50,13 +51,19 @@ struct gw_conn {
     int64_t tokens_ms;
 };
 
+/* The child's write pass (see gw_conn_send): writes what the connection
+ * queued during this loop pass. */
+void gw_conn_write_pass(struct gw_conn *c);
+
 /* Takes an accepted, non-blocking socket. NULL (socket closed) when out of memory. */
 struct gw_conn *gw_conn_new(struct gw_child *child, int fd);
 
-/* Queues a shared buffer (a frame) to the connection: written at once when
- * nothing is pending, else appended to its queue. Past --max-queued-bytes
- * the session is closed with 1013. Returns 0, or -1 when the connection
- * is closing or was closed for it. */
+/* Queues a shared buffer (a frame) to the connection. Output is written by
+ * the child's write pass at the end of the current loop pass (every frame
+ * queued to a socket in that pass goes out in one writev), or by the write
+ * event while the socket is full. Past --max-queued-bytes the session is
+ * closed with 1013. Returns 0, or -1 when the connection is closing or was
+ * closed for it. */
 int gw_conn_send(struct gw_conn *c, struct gw_buf *buf);
 
 /* Queues a close frame with code and reason and moves to CLOSING. */
