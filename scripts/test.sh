@@ -66,7 +66,7 @@ summarize() {
         rel=${log#"$dir"/}
         line=$(grep -a 'Synthesis:' "$log" | tail -n 1 || true)
         case "$rel" in
-            *conformance* | */deploy/*) line=$(grep -aE " passed, [0-9]+ failed" "$log" | tail -n 1 || true) ;;
+            *conformance* | */deploy/* | */browser/*) line=$(grep -aE " passed, [0-9]+ failed" "$log" | tail -n 1 || true) ;;
         esac
         if [ -z "$line" ]; then
             # Not Criterion: the test's own last line.
