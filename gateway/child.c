@@ -187,7 +187,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     (void)what;
     struct gw_child *ch = arg;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: stop accepting for a second instead of spinning. */
@@ -200,7 +202,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        gw_conn_new(ch, fd);
+        gw_conn_new(ch, fd, (struct sockaddr *)&peer);
     }
 }
 
@@ -329,6 +331,7 @@ static void teardown(struct gw_child *ch)
     for (size_t fd = 0; fd < ch->conns_cap; fd++)
         if (ch->conns[fd] != NULL)
             gw_conn_free(ch->conns[fd]);
+    gw_ipcount_free(&ch->ips);
     gw_redis_stop(ch);
     gw_users_free_all(ch);
     struct event **evs[] = {&ch->accept_ev, &ch->accept_retry_ev, &ch->tick_ev, &ch->flush_ev, &ch->term_ev,
@@ -374,6 +377,9 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     }
     snprintf(ch.node, sizeof(ch.node), "g%s", hex);
 
+    uint64_t seed = 0;
+    if (cm_random_bytes(&seed, sizeof(seed)) < 0 || gw_ipcount_init(&ch.ips, 4096, seed) < 0)
+        goto fatal;
     ch.base = event_base_new();
     ch.rbuf_cap = READ_BUF_SIZE;
     ch.rbuf = malloc(ch.rbuf_cap);

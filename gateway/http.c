@@ -223,6 +223,11 @@ int gw_http_parse(const char *head, size_t len, struct gw_http_request *req)
         return 431;
     if (len == 0 || gw_http_head_end(head, len) != len)
         return 400;
+    {
+        const char *eol = memchr(head, '\n', len);
+        if (eol != NULL && (size_t)(eol - head) > GW_HTTP_REQUEST_LINE_MAX)
+            return 414;
+    }
 
     memset(&c, 0, sizeof(c));
     c.req = req;
