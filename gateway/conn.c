@@ -515,7 +515,7 @@ static int http_input(struct gw_conn *c, const unsigned char *data, size_t len)
     if (head == 0 || head > GW_HTTP_HEAD_MAX) {
         /* Refuse as soon as a limit is passed, not when the head ends. */
         const char *eol = memchr(h->data, '\n', h->len);
-        size_t line = eol ? (size_t)(eol - h->data) : h->len;
+        size_t line = eol ? gw_http_line_len(h->data, (size_t)(eol - h->data)) : h->len;
         if (line > GW_HTTP_REQUEST_LINE_MAX)
             respond_text(c, 414, "request line too long\n", NULL);
         else if (h->len >= GW_HTTP_HEAD_MAX || head > GW_HTTP_HEAD_MAX)

@@ -8,7 +8,9 @@
 
 #define GW_HTTP_HEAD_MAX 8192      /* request line + headers; more: 431 */
 #define GW_HTTP_HEADERS_MAX 64     /* more: 431 */
-#define GW_HTTP_REQUEST_LINE_MAX 4096 /* "GET /ws?token=... HTTP/1.1" longer than this: 414 */
+/* "GET /ws?token=... HTTP/1.1" longer than this: 414. Room for a token of
+ * CM_JWT_MAX (4096) bytes in the query string. */
+#define GW_HTTP_REQUEST_LINE_MAX 6144
 
 struct gw_http_header {
     const char *name;  size_t name_len;
@@ -28,6 +30,9 @@ struct gw_http_request {
 /* Length of the head in buf including the final CRLF CRLF (also accepts
  * LF LF), or 0 when the head is not complete yet. */
 size_t gw_http_head_end(const char *buf, size_t len);
+
+/* Length of a line without its CR, given its length up to the LF. */
+size_t gw_http_line_len(const char *line, size_t upto_lf);
 
 /* Parses one complete head (as delimited by gw_http_head_end).
  * Returns 0; or an HTTP status to answer with: 400 (malformed, bad version,

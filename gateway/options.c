@@ -233,6 +233,13 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size
         snprintf(err, errlen, "--log-level: expected debug, info, warn or error, got \"%s\"", cfg->log_level_text);
         return GW_CONFIG_ERROR;
     }
+    {
+        char inner[200];
+        if (gw_cidrs_parse(cfg->trusted_proxies_text, &cfg->trusted_proxies, inner, sizeof(inner)) < 0) {
+            snprintf(err, errlen, "--trusted-proxies: %s", inner);
+            return GW_CONFIG_ERROR;
+        }
+    }
     if (cfg->jwt_secret != NULL && cfg->jwt_secret_file != NULL) {
         snprintf(err, errlen, "--jwt-secret and --jwt-secret-file: give only one");
         return GW_CONFIG_ERROR;
@@ -264,13 +271,6 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size
     if (cfg->jwt_issuer != NULL && cfg->jwt_issuer[0] == '\0') {
         snprintf(err, errlen, "--jwt-issuer: empty");
         return GW_CONFIG_ERROR;
-    }
-    {
-        char inner[200];
-        if (gw_cidrs_parse(cfg->trusted_proxies_text, &cfg->trusted_proxies, inner, sizeof(inner)) < 0) {
-            snprintf(err, errlen, "--trusted-proxies: %s", inner);
-            return GW_CONFIG_ERROR;
-        }
     }
     if (split_origins(cfg, err, errlen) < 0)
         return GW_CONFIG_ERROR;

@@ -125,6 +125,14 @@ Test(cli, gateway_bad_values_exit_2)
     /* jwt (the default) without a key */
     expect_exit2(gw, "--auth", "jwt", "jwt-secret");
     expect_exit2(gw, "--jwt-secret-file", "/nonexistent/chatmi.key", "jwt-secret-file");
+    /* security options (issue 6) */
+    expect_exit2(gw, "--trusted-proxies", "10.0.0.0/33", "trusted-proxies");
+    expect_exit2(gw, "--trusted-proxies", "alb.example", "trusted-proxies");
+    expect_exit2(gw, "--max-conns", "0", "max-conns");
+    expect_exit2(gw, "--max-conns-per-ip", "many", "max-conns-per-ip");
+    expect_exit2(gw, "--max-sessions-per-user", "-1", "max-sessions-per-user");
+    expect_exit2(gw, "--jwt-secret", "new,old,older", "jwt-secret");
+    expect_exit2(gw, "--jwt-secret", "new,", "jwt-secret");
 }
 
 Test(cli, worker_bad_values_exit_2)
