@@ -21,6 +21,9 @@ PACKAGES=(
     # deployment checks (tests/deploy, the topology test): validators of
     # docker/, ecs/ and systemd/; dockerfile-utils comes from npm, below
     systemd shellcheck haproxy docker-compose python3-botocore python3-yaml strace
+    # the Redis TLS test (tests/integration/test_redis_security.c): stunnel's
+    # client mode in front of redis-server's tls-port; openssl makes its CA
+    stunnel4 openssl
 )
 
 # valgrind needs its Recommends on Debian (libc6-dbg comes as a Depends, gdb

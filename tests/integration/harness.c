@@ -1010,7 +1010,7 @@ int it_worker_start(const struct it_worker_conf *c)
     snprintf(name, sizeof(name), "worker%d", wi);
     valgrind_prefix(&a, name);
     arg(&a, it_worker_bin());
-    opt(&a, "--redis-url", redis_url, NULL);
+    opt(&a, "--redis-url", c->redis_url, redis_url);
     opt(&a, "--stage", c->stage, NULL);
     opt(&a, "--max-text-bytes", c->max_text_bytes, NULL);
     opt(&a, "--worker-id", wid, NULL);

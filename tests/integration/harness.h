@@ -59,6 +59,7 @@ struct it_worker_conf {
     const char *stage;             /* NULL: default (all) */
     const char *max_text_bytes;    /* NULL: default */
     const char *const *extra;
+    const char *redis_url;         /* NULL: the test's Redis */
 };
 
 /* Fixtures (.init / .fini). it_begin: the test directory and the log
