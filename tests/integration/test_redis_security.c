@@ -117,13 +117,22 @@ Test(acl, least_privilege_user_runs_the_chat)
     const char *admin[] = {"--user", "admin", "--pass", ADMIN_PW, "--no-auth-warning", NULL};
     wait_redis(port, admin);
 
-    char url[256];
-    snprintf(url, sizeof(url), "redis://chatmi:%s@127.0.0.1:%d/0", CHATMI_PW, port);
-    struct it_gw_conf gc = {.redis_url = url};
+    /* the URL with the password from a file (--redis-url-file), as the
+     * systemd and container examples do; never on a command line */
+    char url[256], url_file[PATH_MAX];
+    snprintf(url, sizeof(url), "redis://chatmi:%s@127.0.0.1:%d/0\n", CHATMI_PW, port);
+    snprintf(url_file, sizeof(url_file), "%s/redis-url", it_dir());
+    FILE *uf = fopen(url_file, "w");
+    cr_assert_not_null(uf);
+    fputs(url, uf);
+    fclose(uf);
+    const char *from_file[] = {"--redis-url-file", url_file, NULL};
+    struct it_gw_conf gc = {.redis_url = IT_OMIT, .extra = from_file};
     it_gateway_start(&gc);
-    struct it_worker_conf wc = {.redis_url = url};
+    struct it_worker_conf wc = {.redis_url = IT_OMIT, .extra = from_file};
     it_worker_start(&wc);
     chat_scenario(it_port());
+    cr_assert(!it_gw_log_wait(0, CHATMI_PW, 10), "the gateway logged the Redis password");
 
     /* nothing chatmi did was denied */
     char res[4096];
