@@ -602,20 +602,36 @@ static int http_input(struct gw_conn *c, const unsigned char *data, size_t len)
 
 /* ---- WebSocket input --------------------------------------------------------- */
 
-static int rate_allows(struct gw_conn *c)
+/* Token bucket: refills at r->per_second up to r->burst; a token_ms of 0
+ * means a bucket never used (full). 1 when a token was taken. */
+static int bucket_take(const struct cm_rate *r, double *tokens, int64_t *tokens_ms, int64_t now)
 {
-    const struct cm_rate *r = &c->child->cfg->rate_limit;
     if (r->per_second <= 0)
         return 1;
-    int64_t now = cm_monotonic_ms();
-    c->tokens += (double)(now - c->tokens_ms) * r->per_second / 1000.0;
-    if (c->tokens > r->burst)
-        c->tokens = r->burst;
-    c->tokens_ms = now;
-    if (c->tokens < 1.0)
+    if (*tokens_ms == 0)
+        *tokens = r->burst;
+    else
+        *tokens += (double)(now - *tokens_ms) * r->per_second / 1000.0;
+    if (*tokens > r->burst)
+        *tokens = r->burst;
+    *tokens_ms = now;
+    if (*tokens < 1.0)
         return 0;
-    c->tokens -= 1.0;
+    *tokens -= 1.0;
     return 1;
+}
+
+static int rate_allows(struct gw_conn *c)
+{
+    return bucket_take(&c->child->cfg->rate_limit, &c->tokens, &c->tokens_ms, cm_monotonic_ms());
+}
+
+/* The user's bucket, shared by all of the user's sessions on this child:
+ * more sessions do not buy more requests. */
+static int user_rate_allows(struct gw_conn *c)
+{
+    return c->user == NULL ||
+           bucket_take(&c->child->cfg->user_rate_limit, &c->user->tokens, &c->user->tokens_ms, cm_monotonic_ms());
 }
 
 /* 1 when the session's token has expired (exp + leeway passed) at now_ms
@@ -649,11 +665,13 @@ static void handle_message(struct gw_conn *c, int opcode, const uint8_t *msg, si
         return;
     }
     char id[CM_REQ_ID_MAX + 1];
-    if (!rate_allows(c)) {
+    int session_ok = rate_allows(c);
+    if (!session_ok || !user_rate_allows(c)) {
+        const struct cm_rate *r = session_ok ? &ch->cfg->user_rate_limit : &ch->cfg->rate_limit;
         size_t idlen = cm_request_peek_id(enc, (const char *)msg, len, id);
-        char text[96];
-        snprintf(text, sizeof(text), "too many requests: at most %g per second, bursts of %g",
-                 ch->cfg->rate_limit.per_second, ch->cfg->rate_limit.burst);
+        char text[112];
+        snprintf(text, sizeof(text), "too many requests: at most %g per second, bursts of %g, per %s", r->per_second,
+                 r->burst, session_ok ? "user" : "session");
         send_error(c, id, idlen, CM_ERR_RATE_LIMITED, text);
         return;
     }

@@ -61,6 +61,9 @@
          "largest WebSocket message accepted (close 1009 above)", &(cfg)->max_message_bytes},        \
         {"rate-limit", CM_OPT_RATE, "20/40", NULL, NULL, 0, 0, 0,                                     \
          "requests per second per session / burst; 0 turns it off", &(cfg)->rate_limit},            \
+        {"user-rate-limit", CM_OPT_RATE, "50/100", NULL, NULL, 0, 0, 0,                               \
+         "requests per second per user (all sessions on one child) / burst; 0 turns it off",        \
+         &(cfg)->user_rate_limit},                                                                   \
         {"max-queued-bytes", CM_OPT_BYTES, "1MiB", NULL, NULL, 1024, 1073741824, 0,                   \
          "outbound bytes queued for one slow client (close 1013 above)", &(cfg)->max_queued_bytes},  \
         {"handshake-timeout", CM_OPT_SECONDS, "10", NULL, NULL, 0.1, 300, 0,                          \

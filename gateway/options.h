@@ -31,6 +31,7 @@ struct gw_config {
     char *log_level_text;
     size_t max_message_bytes;
     struct cm_rate rate_limit;
+    struct cm_rate user_rate_limit; /* per user per child */
     size_t max_queued_bytes;
     double handshake_timeout;
     double heartbeat;

@@ -31,6 +31,8 @@ struct gw_user {
     UT_hash_handle hh;
     struct gw_conn *sessions;  /* doubly linked through gw_conn.prev/next */
     uint32_t nsessions;
+    double tokens;             /* --user-rate-limit bucket (conn.c); tokens_ms 0: full */
+    int64_t tokens_ms;
     uint8_t state;             /* enum gw_sub_state */
     uint8_t name_len;
     char name[CM_USER_MAX + 1];

@@ -45,7 +45,8 @@ struct it_gw_conf {
     const char *jwt_secret_file;
     int processes;                 /* 0: 2 */
     const char *heartbeat;         /* NULL: the program's default */
-    const char *rate_limit;        /* NULL: "0" (off); IT_OMIT: the default */
+    const char *rate_limit;        /* NULL: "0" (off); IT_OMIT: the default; --user-rate-limit
+                                      is "0" too unless IT_OMIT (extra may set it) */
     const char *max_message_bytes; /* NULL: default */
     const char *max_queued_bytes;  /* NULL: default */
     const char *allowed_origins;   /* NULL: none */

@@ -224,6 +224,42 @@ Test(caps, max_sessions_per_user_429)
     ws_free(a1);
 }
 
+Test(caps, user_rate_limit_shared_by_all_sessions)
+{
+    /* no per-session limit: only the user's bucket (1/s, bursts of 3) */
+    const char *extra[] = {"--user-rate-limit", "1/3", NULL};
+    struct it_gw_conf c = {.processes = 1, .extra = extra};
+    it_gateway_start(&c);
+    it_worker_start(NULL);
+    struct ws *s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = it_open(it_port(), "alice", NULL);
+    struct ws *bob = it_open(it_port(), "bob", NULL);
+    char id[16];
+    for (int i = 0; i < 12; i++) {
+        snprintf(id, sizeof(id), "q%d", i);
+        cr_assert_eq(ws_send_json(s[i % 3], json_pack("{s:s,s:s}", "op", "convs", "id", id)), 0);
+    }
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 12; i++) {
+        snprintf(id, sizeof(id), "q%d", i);
+        json_t *r = ws_wait_reply(s[i % 3], id, IT_WAIT);
+        cr_assert_not_null(r, "no answer to %s", id);
+        if (strcmp(js(r, "op"), "convs") == 0)
+            ok++;
+        else if (strcmp(js(r, "op"), "error") == 0 && strcmp(js(r, "code"), "rate_limited") == 0)
+            limited++;
+        json_decref(r);
+    }
+    cr_assert(ok >= 3, "the burst of 3 should pass: %d ok, %d limited", ok, limited);
+    cr_assert(limited >= 6, "12 requests over 3 sessions of one user at 1/3: only %d limited (%d ok)", limited, ok);
+    /* another user has a bucket of his own */
+    assert_alive(bob, "bob");
+    for (int i = 0; i < 3; i++)
+        ws_free(s[i]);
+    ws_free(bob);
+}
+
 /* ---- JWT ----------------------------------------------------------------------- */
 
 TestSuite(jwt_abuse, .init = it_redis_init, .fini = it_end, .timeout = 60);
