@@ -133,6 +133,8 @@ Test(cli, gateway_bad_values_exit_2)
     expect_exit2(gw, "--max-sessions-per-user", "-1", "max-sessions-per-user");
     expect_exit2(gw, "--jwt-secret", "new,old,older", "jwt-secret");
     expect_exit2(gw, "--jwt-secret", "new,", "jwt-secret");
+    expect_exit2(gw, "--user-rate-limit", "lots", "user-rate-limit");
+    expect_exit2(gw, "--redis-url-file", "/nonexistent/redis-url", "redis-url-file");
 }
 
 Test(cli, worker_bad_values_exit_2)
@@ -145,6 +147,7 @@ Test(cli, worker_bad_values_exit_2)
     expect_exit2(w, "--idempotency-ttl", "forever", "idempotency-ttl");
     expect_exit2(w, "--log-format", "yaml", "log-format");
     expect_exit2(w, "--redis-url", "redis://", "redis-url");
+    expect_exit2(w, "--redis-url-file", "/nonexistent/redis-url", "redis-url-file");
 }
 
 Test(cli, bad_values_from_environment_exit_2)
