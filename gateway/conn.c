@@ -112,6 +112,17 @@ static void free_io(struct gw_conn *c)
     c->io = NULL;
 }
 
+/* The client's address for logs: as counted for --max-conns-per-ip (an
+ * IPv6 client shows as its /64), "proxy" for a proxied connection whose
+ * head has not arrived yet. */
+static const char *client_text(const struct gw_conn *c, char *buf, size_t len)
+{
+    if (c->ip == NULL)
+        return c->via_proxy ? "proxy" : "?";
+    gw_addr_format(&c->ip->key, buf, len);
+    return buf;
+}
+
 /* Counts the connection under its client address. 0; 1 when that address
  * is over --max-conns-per-ip (the connection is answered 503); -1 when out
  * of memory (c was freed). */
@@ -249,8 +260,10 @@ int gw_conn_send(struct gw_conn *c, struct gw_buf *buf)
         return -1;
     if (c->outq != NULL && c->outq->bytes + buf->len > c->child->cfg->max_queued_bytes) {
         gw_metric_add(c->child->stats, GW_M_SLOW_CLOSES, 1);
-        cm_info("slow_client", "session %s:%u queued over %zu bytes: closing with 1013",
-                c->user != NULL ? c->user->name : "?", c->gen, c->child->cfg->max_queued_bytes);
+        char addr[GW_ADDR_TEXT_MAX];
+        cm_info("slow_client", "session %s:%u (client %s) queued over %zu bytes: closing with 1013",
+                c->user != NULL ? c->user->name : "?", c->gen, client_text(c, addr, sizeof(addr)),
+                c->child->cfg->max_queued_bytes);
         gw_conn_close_ws(c, 1013, "output queue full: reconnect and resync");
         return -1;
     }
@@ -435,7 +448,9 @@ static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const c
     gw_handshake_check(req, &ch->hs, cm_now_ms() / 1000, &res);
     if (res.status != 101) {
         gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
-        cm_debug("handshake_refused", "status %d: %s", res.status, res.reason ? res.reason : "");
+        char addr[GW_ADDR_TEXT_MAX];
+        cm_debug("handshake_refused", "client %s: status %d: %s", client_text(c, addr, sizeof(addr)), res.status,
+                 res.reason ? res.reason : "");
         char body[160];
         snprintf(body, sizeof(body), "%s\n", res.reason ? res.reason : gw_http_reason(res.status));
         const char *extra = res.status == 426 ? "Sec-WebSocket-Version: 13\r\n"
@@ -448,7 +463,9 @@ static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const c
     struct gw_user *known = gw_users_find(ch, res.user, strlen(res.user));
     if (max_sessions > 0 && known != NULL && known->nsessions >= (uint32_t)max_sessions) {
         gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
-        cm_info("handshake_refused", "user %s: over --max-sessions-per-user %ld", res.user, max_sessions);
+        char addr[GW_ADDR_TEXT_MAX];
+        cm_info("handshake_refused", "user %s (client %s): over --max-sessions-per-user %ld", res.user,
+                client_text(c, addr, sizeof(addr)), max_sessions);
         respond_text(c, 429, "too many sessions for this user\n", "Retry-After: 5\r\n");
         return 0;
     }
@@ -640,8 +657,9 @@ static int token_expired(struct gw_conn *c, int64_t now_ms)
 {
     if (c->auth_exp_s == 0 || now_ms / 1000 < c->auth_exp_s + c->child->hs.jwt_leeway)
         return 0;
-    cm_info("token_expired", "session %s:%u: token expired; closing with 1008", c->user != NULL ? c->user->name : "?",
-            c->gen);
+    char addr[GW_ADDR_TEXT_MAX];
+    cm_info("token_expired", "session %s:%u (client %s): token expired; closing with 1008",
+            c->user != NULL ? c->user->name : "?", c->gen, client_text(c, addr, sizeof(addr)));
     gw_conn_close_ws(c, 1008, "token expired: reconnect with a new token");
     return 1;
 }
@@ -719,8 +737,9 @@ static void ws_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_ev
         arg->opcode == WSLAY_CONNECTION_CLOSE)
         return;
     if (!rate_allows(c)) {
-        cm_info("rate_limited", "session %s:%u: too many control or continuation frames; closing with 1008",
-                c->user != NULL ? c->user->name : "?", c->gen);
+        char addr[GW_ADDR_TEXT_MAX];
+        cm_info("rate_limited", "session %s:%u (client %s): too many control or continuation frames; closing with 1008",
+                c->user != NULL ? c->user->name : "?", c->gen, client_text(c, addr, sizeof(addr)));
         gw_conn_close_ws(c, 1008, "too many frames");
     }
 }

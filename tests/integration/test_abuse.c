@@ -438,6 +438,7 @@ Test(floods, ping_flood_closed_1008)
     free(buf);
     int code = ws_wait_close(a, IT_WAIT);
     cr_assert_eq(code, 1008, "1000 pings at once: close %d, expected 1008", code);
+    cr_assert(it_gw_log_wait(0, "(client 127.0.0.1): too many control", IT_WAIT), "the log does not name the client");
     assert_alive(b, "alive");
     ws_free(a);
     ws_free(b);
