@@ -246,7 +246,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     (void)what;
     struct gw_child *ch = arg;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: stop accepting for a second instead of spinning. */
@@ -259,7 +261,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        gw_conn_new(ch, fd);
+        gw_conn_new(ch, fd, (struct sockaddr *)&peer);
     }
 }
 
@@ -367,6 +369,7 @@ static void teardown(struct gw_child *ch)
     for (size_t fd = 0; fd < ch->conns_cap; fd++)
         if (ch->conns[fd] != NULL)
             gw_conn_free(ch->conns[fd]);
+    gw_ipcount_free(&ch->ips);
     gw_redis_stop(ch);
     gw_rooms_free_all(ch);
     gw_users_free_all(ch);
@@ -414,6 +417,9 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     }
     snprintf(ch.node, sizeof(ch.node), "g%s", hex);
 
+    uint64_t seed = 0;
+    if (cm_random_bytes(&seed, sizeof(seed)) < 0 || gw_ipcount_init(&ch.ips, 4096, seed) < 0)
+        goto fatal;
     ch.base = event_base_new();
     ch.rbuf_cap = READ_BUF_SIZE;
     ch.rbuf = malloc(ch.rbuf_cap);

@@ -10,6 +10,7 @@
 #include "gateway/options.h"
 #include "gateway/conn.h"
 #include "gateway/handshake.h"
+#include "gateway/ipcount.h"
 #include "gateway/metrics.h"
 #include "gateway/redis_link.h"
 #include "gateway/rooms.h"
@@ -37,6 +38,7 @@ struct gw_child {
     uint32_t next_gen;
     struct gw_conn *handshaking;     /* HTTP connections */
     struct gw_conn *closing;         /* CLOSING connections */
+    struct gw_ipcount ips;           /* connections per client address (--max-conns-per-ip) */
 
     struct gw_users users;
     struct gw_rooms rooms;

@@ -26,6 +26,9 @@ PACKAGES=(
     # browser tests (tests/browser): Chromium, and node for playwright-core,
     # which comes from npm, below (npm: with NodeSource's nodejs, or Debian's)
     chromium nodejs
+    # the Redis TLS test (tests/integration/test_redis_security.c): stunnel's
+    # client mode in front of redis-server's tls-port; openssl makes its CA
+    stunnel4 openssl
 )
 
 # valgrind needs its Recommends on Debian (libc6-dbg comes as a Depends, gdb
