@@ -6,7 +6,6 @@
 #include "child.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -14,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <event2/event.h>
 
@@ -30,7 +28,6 @@
 #define TICK_MS 100                /* housekeeping period */
 #define NODE_REFRESH_MS 5000
 #define DRAIN_GRACE_MS 3000        /* after the drain period, close what is left */
-#define INDEX_MAX (1024 * 1024)
 
 void gw_child_list_add(struct gw_conn **head, struct gw_conn *c)
 {
@@ -249,7 +246,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     (void)what;
     struct gw_child *ch = arg;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: stop accepting for a second instead of spinning. */
@@ -262,7 +261,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        gw_conn_new(ch, fd);
+        gw_conn_new(ch, fd, (struct sockaddr *)&peer);
     }
 }
 
@@ -356,34 +355,13 @@ static void on_retire(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up and teardown ---------------------------------------------------------- */
 
-static void load_index(struct gw_child *ch)
+static void load_www(struct gw_child *ch)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/index.html", ch->cfg->www_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > INDEX_MAX) {
-        if (ch->index == 0)
-            cm_warn("www_missing", "%s: not readable; GET / answers 404", path);
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    char *buf = malloc((size_t)st.st_size);
-    size_t got = 0;
-    while (buf != NULL && got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (buf == NULL || got != (size_t)st.st_size) {
-        free(buf);
-        return;
-    }
-    ch->index_html = buf;
-    ch->index_len = got;
+    char err[512];
+    size_t n = gw_www_load(&ch->www, ch->cfg->www_dir, err, sizeof(err));
+    if (n < GW_WWW_NFILES && ch->index == 0)
+        cm_warn("www_missing", "browser client: %zu of %d files loaded (%s); the rest answer 404", n,
+                GW_WWW_NFILES, err);
 }
 
 static void teardown(struct gw_child *ch)
@@ -391,6 +369,7 @@ static void teardown(struct gw_child *ch)
     for (size_t fd = 0; fd < ch->conns_cap; fd++)
         if (ch->conns[fd] != NULL)
             gw_conn_free(ch->conns[fd]);
+    gw_ipcount_free(&ch->ips);
     gw_redis_stop(ch);
     gw_rooms_free_all(ch);
     gw_users_free_all(ch);
@@ -407,7 +386,7 @@ static void teardown(struct gw_child *ch)
     free(ch->conns);
     free(ch->write_fds);
     free(ch->rbuf);
-    free(ch->index_html);
+    gw_www_free(&ch->www);
     if (ch->notify_fd >= 0)
         close(ch->notify_fd);
 }
@@ -438,6 +417,9 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     }
     snprintf(ch.node, sizeof(ch.node), "g%s", hex);
 
+    uint64_t seed = 0;
+    if (cm_random_bytes(&seed, sizeof(seed)) < 0 || gw_ipcount_init(&ch.ips, 4096, seed) < 0)
+        goto fatal;
     ch.base = event_base_new();
     ch.rbuf_cap = READ_BUF_SIZE;
     ch.rbuf = malloc(ch.rbuf_cap);
@@ -461,7 +443,7 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     event_add(ch.int_ev, NULL);
     event_add(ch.retire_ev, NULL);
     event_add(ch.accept_ev, NULL);
-    load_index(&ch);
+    load_www(&ch);
     if (gw_redis_start(&ch) < 0)
         goto fatal;
     cm_debug("child_ready", "child %d serving as node %s", index, ch.node);

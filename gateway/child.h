@@ -10,10 +10,12 @@
 #include "gateway/options.h"
 #include "gateway/conn.h"
 #include "gateway/handshake.h"
+#include "gateway/ipcount.h"
 #include "gateway/metrics.h"
 #include "gateway/redis_link.h"
 #include "gateway/rooms.h"
 #include "gateway/users.h"
+#include "gateway/www.h"
 
 struct gw_child {
     const struct gw_config *cfg;
@@ -36,6 +38,7 @@ struct gw_child {
     uint32_t next_gen;
     struct gw_conn *handshaking;     /* HTTP connections */
     struct gw_conn *closing;         /* CLOSING connections */
+    struct gw_ipcount ips;           /* connections per client address (--max-conns-per-ip) */
 
     struct gw_users users;
     struct gw_rooms rooms;
@@ -43,8 +46,7 @@ struct gw_child {
 
     unsigned char *rbuf;             /* the one read buffer of the child */
     size_t rbuf_cap;
-    char *index_html;                /* the demo page, read at start */
-    size_t index_len;
+    struct gw_www www;               /* the browser client, read at start */
     struct gw_buf *ping;             /* one ping frame shared by every session */
     int heartbeat_s;
     uint64_t ticks;

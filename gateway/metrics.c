@@ -47,6 +47,7 @@ static const struct metric_desc descs[GW_M__COUNT] = {
     [GW_M_HANDSHAKE_FORBIDDEN_ORIGIN] = {HS, "forbidden_origin"},
     [GW_M_HANDSHAKE_BAD_VERSION] = {HS, "unsupported_version"},
     [GW_M_HANDSHAKE_DRAINING] = {HS, "draining"},
+    [GW_M_HANDSHAKE_OVER_LIMIT] = {HS, "over_limit"},
     [GW_M_HANDSHAKE_TIMEOUT] = {HS, "timeout"},
     [GW_M_HANDSHAKE_ERROR] = {HS, "error"},
     [GW_M_HTTP_REQUESTS] = {"chatmi_gateway_http_requests_total", "counter",

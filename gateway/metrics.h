@@ -35,6 +35,7 @@ enum gw_counter {
     GW_M_HANDSHAKE_FORBIDDEN_ORIGIN,
     GW_M_HANDSHAKE_BAD_VERSION,
     GW_M_HANDSHAKE_DRAINING,
+    GW_M_HANDSHAKE_OVER_LIMIT,     /* --max-conns, --max-conns-per-ip, --max-sessions-per-user */
     GW_M_HANDSHAKE_TIMEOUT,
     GW_M_HANDSHAKE_ERROR,
     GW_M_HTTP_REQUESTS,        /* non-WebSocket HTTP requests answered */

@@ -41,6 +41,8 @@ struct gw_user {
     uint32_t nsessions;
     uint32_t load_id;          /* the rooms read in flight */
     uint16_t nrooms, rooms_cap;
+    double tokens;             /* --user-rate-limit bucket (conn.c); tokens_ms 0: full */
+    int64_t tokens_ms;
     uint8_t state;             /* enum gw_sub_state */
     uint8_t rooms_state;       /* enum gw_rooms_state */
     uint8_t rooms_reload;      /* a membership change arrived during the read */
