@@ -487,3 +487,21 @@ Test(wk_metrics, dashboard_queries_exist_in_live_scrapes)
     cr_assert_eq(it_run(argv, NULL, it_ms(10000), out, sizeof(out), &status), 0);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "check-dashboard.py: %s", out);
 }
+
+/* Refusals by the connection limits are counted under their own result. */
+Test(gw_metrics, limit_refusals_counted)
+{
+    const char *extra[] = {"--max-sessions-per-user", "1", NULL};
+    struct it_gw_conf c = {.processes = 1, .extra = extra};
+    int g = it_gateway_start(&c);
+    struct ws *a = it_open(it_gw_port(g), "alice", NULL);
+    struct ws_connect_opts o = {.path = "/ws?user=alice"};
+    struct it_http_resp r;
+    cr_assert_null(ws_connect(it_gw_port(g), &o, &r, NULL, 0), "a second session of alice is refused");
+    it_http_resp_free(&r);
+    char *t = scrape(it_gw_port(g));
+    cr_assert_eq(must_sample(t, "chatmi_gateway_handshakes_total", "result=\"over_limit\""), 1, "%s", t);
+    cr_assert_eq(must_sample(t, "chatmi_gateway_handshakes_total", "result=\"ok\""), 1, "%s", t);
+    free(t);
+    ws_free(a);
+}
