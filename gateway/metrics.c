@@ -12,6 +12,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "common/prom.h"
+
 /* Cells per configured child: the child, its successor during a reload and
  * retiring children of two more overlapping reloads. */
 #define CELLS_PER_PROCESS 4
@@ -201,66 +203,25 @@ static void snapshot(const struct gw_metrics *m, uint64_t out[GW_M__COUNT])
     }
 }
 
-struct text {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void add(struct text *t, const char *fmt, ...)
-{
-    if (t->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = 1;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap * 2 + (size_t)n;
-        char *p = realloc(t->p, cap);
-        if (p == NULL) {
-            t->failed = 1;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-}
-
-static void family_head(struct text *t, const char *name, const char *type, const char *help)
-{
-    add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 int gw_metrics_render(const struct gw_metrics *m, char **out, size_t *outlen)
 {
     uint64_t sum[GW_M__COUNT];
     snapshot(m, sum);
 
-    struct text t = {malloc(8192), 0, 8192, 0};
-    if (t.p == NULL)
+    struct cm_prom_text t;
+    if (cm_prom_init(&t, 8192) < 0)
         return -1;
-    family_head(&t, "chatmi_gateway_build_info", "gauge", "Always 1; the labels say which build runs");
-    add(&t, "chatmi_gateway_build_info{version=\"%s\",program=\"chatmi-gateway\"} 1\n", PACKAGE_VERSION);
-    family_head(&t, "chatmi_gateway_start_time_seconds", "gauge", "Start of the master process, Unix time");
-    add(&t, "chatmi_gateway_start_time_seconds %.3f\n", m->shm->start_time);
-    family_head(&t, "chatmi_gateway_processes", "gauge", "Child processes configured (--processes)");
-    add(&t, "chatmi_gateway_processes %zu\n", m->processes);
+    cm_prom_family(&t, "chatmi_gateway_build_info", "gauge", "Always 1; the labels say which build runs");
+    cm_prom_add(&t, "chatmi_gateway_build_info{version=\"%s\",program=\"chatmi-gateway\"} 1\n", PACKAGE_VERSION);
+    cm_prom_family(&t, "chatmi_gateway_start_time_seconds", "gauge", "Start of the master process, Unix time");
+    cm_prom_add(&t, "chatmi_gateway_start_time_seconds %.3f\n", m->shm->start_time);
+    cm_prom_family(&t, "chatmi_gateway_processes", "gauge", "Child processes configured (--processes)");
+    cm_prom_add(&t, "chatmi_gateway_processes %zu\n", m->processes);
     const char *prev = NULL;
     for (int c = 0; c < GW_M__COUNT; c++) {
         const struct metric_desc *d = &descs[c];
         if (prev == NULL || strcmp(prev, d->name) != 0)
-            family_head(&t, d->name, d->type, d->help);
+            cm_prom_family(&t, d->name, d->type, d->help);
         prev = d->name;
         char value[32];
         if (is_gauge((enum gw_counter)c))
@@ -268,15 +229,9 @@ int gw_metrics_render(const struct gw_metrics *m, char **out, size_t *outlen)
         else
             snprintf(value, sizeof(value), "%" PRIu64, sum[c]);
         if (d->label != NULL)
-            add(&t, "%s{%s=\"%s\"} %s\n", d->name, d->label, d->value, value);
+            cm_prom_add(&t, "%s{%s=\"%s\"} %s\n", d->name, d->label, d->value, value);
         else
-            add(&t, "%s %s\n", d->name, value);
+            cm_prom_add(&t, "%s %s\n", d->name, value);
     }
-    if (t.failed) {
-        free(t.p);
-        return -1;
-    }
-    *out = t.p;
-    *outlen = t.len;
-    return 0;
+    return cm_prom_finish(&t, out, outlen);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/prom.h"
 #include "worker/emf.h"
 #include "worker/metrics.h"
 #include "worker/worker.h"
@@ -166,57 +167,16 @@ int wk_metrics_tick(struct wk *w, int64_t now_ms)
 
 /* ---- exposition ------------------------------------------------------------------- */
 
-struct text {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void add(struct text *t, const char *fmt, ...)
+static void counter(struct cm_prom_text *t, const char *name, const char *help, uint64_t v)
 {
-    if (t->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = 1;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap * 2 + (size_t)n;
-        char *p = realloc(t->p, cap);
-        if (p == NULL) {
-            t->failed = 1;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
+    cm_prom_family(t, name, "counter", help);
+    cm_prom_add(t, "%s %" PRIu64 "\n", name, v);
 }
 
-static void head(struct text *t, const char *name, const char *type, const char *help)
-{
-    add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void counter(struct text *t, const char *name, const char *help, uint64_t v)
-{
-    head(t, name, "counter", help);
-    add(t, "%s %" PRIu64 "\n", name, v);
-}
-
-static void histograms(struct text *t, const struct wk_metrics *m)
+static void histograms(struct cm_prom_text *t, const struct wk_metrics *m)
 {
     const char *name = "chatmi_worker_stage_seconds";
-    head(t, name, "histogram", "Time a batch spends in each stage");
+    cm_prom_family(t, name, "histogram", "Time a batch spends in each stage");
     for (int s = 0; s < WK_MSTAGE__COUNT; s++) {
         const struct wk_histogram *h = &m->stage[s];
         /* _count is the +Inf bucket by definition: taken from the same
@@ -225,46 +185,46 @@ static void histograms(struct text *t, const struct wk_metrics *m)
         for (int b = 0; b <= WK_MBUCKETS; b++) {
             cum += get(&h->bucket[b]);
             if (b < WK_MBUCKETS)
-                add(t, "%s_bucket{stage=\"%s\",le=\"%g\"} %" PRIu64 "\n", name, stage_names[s], bounds[b], cum);
+                cm_prom_add(t, "%s_bucket{stage=\"%s\",le=\"%g\"} %" PRIu64 "\n", name, stage_names[s], bounds[b], cum);
             else
-                add(t, "%s_bucket{stage=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", name, stage_names[s], cum);
+                cm_prom_add(t, "%s_bucket{stage=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", name, stage_names[s], cum);
         }
-        add(t, "%s_sum{stage=\"%s\"} %.9f\n", name, stage_names[s], (double)get(&h->sum_ns) / 1e9);
-        add(t, "%s_count{stage=\"%s\"} %" PRIu64 "\n", name, stage_names[s], cum);
+        cm_prom_add(t, "%s_sum{stage=\"%s\"} %.9f\n", name, stage_names[s], (double)get(&h->sum_ns) / 1e9);
+        cm_prom_add(t, "%s_count{stage=\"%s\"} %" PRIu64 "\n", name, stage_names[s], cum);
     }
 }
 
 int wk_metrics_render(const struct wk_metrics *m, const char *worker_id, const char *stage, char **out,
                       size_t *outlen)
 {
-    struct text t = {malloc(16384), 0, 16384, 0};
-    if (t.p == NULL)
+    struct cm_prom_text t;
+    if (cm_prom_init(&t, 16384) < 0)
         return -1;
-    head(&t, "chatmi_worker_build_info", "gauge", "Always 1; the labels say which build runs and as what");
-    add(&t, "chatmi_worker_build_info{version=\"%s\",worker_id=\"%s\",stage=\"%s\"} 1\n", PACKAGE_VERSION,
+    cm_prom_family(&t, "chatmi_worker_build_info", "gauge", "Always 1; the labels say which build runs and as what");
+    cm_prom_add(&t, "chatmi_worker_build_info{version=\"%s\",worker_id=\"%s\",stage=\"%s\"} 1\n", PACKAGE_VERSION,
         worker_id, stage);
-    head(&t, "chatmi_worker_start_time_seconds", "gauge", "Start of the worker process, Unix time");
-    add(&t, "chatmi_worker_start_time_seconds %.3f\n", m->start_time);
-    head(&t, "chatmi_worker_redis_up", "gauge", "1 while the worker is connected to the Redis master");
-    add(&t, "chatmi_worker_redis_up %" PRId64 "\n", __atomic_load_n(&m->redis_up, __ATOMIC_RELAXED));
+    cm_prom_family(&t, "chatmi_worker_start_time_seconds", "gauge", "Start of the worker process, Unix time");
+    cm_prom_add(&t, "chatmi_worker_start_time_seconds %.3f\n", m->start_time);
+    cm_prom_family(&t, "chatmi_worker_redis_up", "gauge", "1 while the worker is connected to the Redis master");
+    cm_prom_add(&t, "chatmi_worker_redis_up %" PRId64 "\n", __atomic_load_n(&m->redis_up, __ATOMIC_RELAXED));
 
-    head(&t, "chatmi_worker_queue_depth", "gauge",
+    cm_prom_family(&t, "chatmi_worker_queue_depth", "gauge",
          "Items waiting in each queue (read every 5 s; -1 before the first read)");
     static const char *const queues[3] = {"inbound", "fanout", "dead"};
     for (int q = 0; q < 3; q++)
-        add(&t, "chatmi_worker_queue_depth{queue=\"%s\"} %" PRId64 "\n", queues[q],
+        cm_prom_add(&t, "chatmi_worker_queue_depth{queue=\"%s\"} %" PRId64 "\n", queues[q],
             __atomic_load_n(&m->depth[q], __ATOMIC_RELAXED));
-    head(&t, "chatmi_worker_live_workers", "gauge", "Workers in the heartbeat set (read every 5 s; -1 before)");
-    add(&t, "chatmi_worker_live_workers %" PRId64 "\n", __atomic_load_n(&m->depth[WK_MD_WORKERS], __ATOMIC_RELAXED));
+    cm_prom_family(&t, "chatmi_worker_live_workers", "gauge", "Workers in the heartbeat set (read every 5 s; -1 before)");
+    cm_prom_add(&t, "chatmi_worker_live_workers %" PRId64 "\n", __atomic_load_n(&m->depth[WK_MD_WORKERS], __ATOMIC_RELAXED));
 
-    head(&t, "chatmi_worker_processed_total", "counter", "Client requests processed, by op and result");
+    cm_prom_family(&t, "chatmi_worker_processed_total", "counter", "Client requests processed, by op and result");
     for (int op = 0; op < WK_MOPS; op++)
         for (int r = 0; r < WK_MRESULT__COUNT; r++)
-            add(&t, "chatmi_worker_processed_total{op=\"%s\",result=\"%s\"} %" PRIu64 "\n", op_names[op],
+            cm_prom_add(&t, "chatmi_worker_processed_total{op=\"%s\",result=\"%s\"} %" PRIu64 "\n", op_names[op],
                 result_names[r], get(&m->processed[op][r]));
-    head(&t, "chatmi_worker_errors_total", "counter", "Error replies sent to clients, by protocol code");
+    cm_prom_family(&t, "chatmi_worker_errors_total", "counter", "Error replies sent to clients, by protocol code");
     for (int e = 0; e < WK_MERRS; e++)
-        add(&t, "chatmi_worker_errors_total{code=\"%s\"} %" PRIu64 "\n", cm_err_code((enum cm_err)(e + 1)),
+        cm_prom_add(&t, "chatmi_worker_errors_total{code=\"%s\"} %" PRIu64 "\n", cm_err_code((enum cm_err)(e + 1)),
             get(&m->errors[e]));
 
     counter(&t, "chatmi_worker_requests_total", "Envelopes taken from the inbound queue that decoded",
@@ -281,11 +241,5 @@ int wk_metrics_render(const struct wk_metrics *m, const char *worker_id, const c
     counter(&t, "chatmi_worker_redis_reconnects_total", "Connections to Redis after the first",
             get(&m->copy[WK_MC_RECONNECTS]));
     histograms(&t, m);
-    if (t.failed) {
-        free(t.p);
-        return -1;
-    }
-    *out = t.p;
-    *outlen = t.len;
-    return 0;
+    return cm_prom_finish(&t, out, outlen);
 }
