@@ -35,6 +35,24 @@ def kib(v):
     return "–" if v is None else "{:.2f} KiB".format(v / 1024)
 
 
+def worker_round_trips(tmp, name):
+    """Round trips per request over the whole run: the gateway's RPUSH (one
+    per request) plus the worker's round trips (its own counter, scraped
+    from --metrics-listen at the end) per request it took."""
+    path = os.path.join(tmp, name + ".worker.prom")
+    if not os.path.exists(path):
+        return None
+    v = {}
+    for line in open(path):
+        for key in ("chatmi_worker_redis_round_trips_total", "chatmi_worker_requests_total"):
+            if line.startswith(key + " "):
+                v[key] = float(line.split()[1])
+    reqs = v.get("chatmi_worker_requests_total", 0)
+    if not reqs or "chatmi_worker_redis_round_trips_total" not in v:
+        return None
+    return 1.0 + v["chatmi_worker_redis_round_trips_total"] / reqs
+
+
 def render(meta, R):
     runs = [n for n in meta["runs"] if n in R]
     out = []
@@ -81,17 +99,19 @@ def render(meta, R):
         w("")
         w("| run | connections | sent/s | acked | delivered / expected | deliveries/s | p50 ms | p90 | p99 | p99.9 | "
           "max | ack p99 ms | resyncs | gateway CPU | deliveries per gateway CPU-s | worker CPU/msg | "
-          "Redis cmds/msg | Redis CPU/msg | bench CPU (busiest process) | bench tick lag p99 ms |")
+          "Redis cmds/msg | Redis round trips/request | Redis CPU/msg | bench CPU (busiest process) | "
+          "bench tick lag p99 ms |")
         w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-          "---: | ---: | ---: | ---: | ---: |")
+          "---: | ---: | ---: | ---: | ---: | ---: |")
         for n in msg:
             d = R[n]
             m = d.get("messages", {})
             lat = m.get("latency_ms", {})
             exp = m.get("expected", 0) or 0
             dl = m.get("delivered", 0)
+            rt = R[n].get("_round_trips")
             w("| {} | {} | {} | {} | {} / {} ({:.1f} %) | {} | {} | {} | {} | {} | {} | {} | {} | {:.0f} % | {} | {} | {} | {} "
-              "| {:.0f} % ({:.0f} %) | {} |".format(
+              "| {} | {:.0f} % ({:.0f} %) | {} |".format(
                   n, num(d.get("connections")), num(m.get("sends_per_s")), num(m.get("acked")), num(dl), num(exp),
                   100.0 * dl / exp if exp else 0, num(m.get("deliveries_per_s")), ms(lat.get("p50")),
                   ms(lat.get("p90")), ms(lat.get("p99")), ms(lat.get("p99.9")), ms(lat.get("max")),
@@ -99,6 +119,7 @@ def render(meta, R):
                   g(d, "gateway", "cpu_pct", default=0), num(g(d, "gateway", "deliveries_per_cpu_s")),
                   num(g(d, "worker", "cpu_us_per_request"), "{:,.0f} µs"),
                   num(g(d, "redis", "commands_per_request"), "{:,.1f}"),
+                  num(rt, "{:,.2f}") if rt is not None else "–",
                   num(g(d, "redis", "cpu_us_per_request"), "{:,.0f} µs"),
                   g(d, "bench", "cpu_pct", default=0), g(d, "bench", "cpu_pct_busiest_process", default=0),
                   ms(g(d, "bench", "tick_lateness_ms", "p99"))
@@ -154,6 +175,7 @@ def main(argv):
         path = os.path.join(tmp, n + ".json")
         if os.path.exists(path):
             R[n] = json.load(open(path))
+            R[n]["_round_trips"] = worker_round_trips(tmp, n)
     table = render(meta, R)
     print(table)
     if write and out:

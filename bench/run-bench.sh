@@ -172,7 +172,9 @@ start_stack() {
     redis-cli -p "$REDIS_PORT" flushall >/dev/null
     redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
     GW_PORT=$(free_port 18400)
-    "$WORKER" --redis-url "$REDIS_URL" --log-level warn </dev/null >"$TMP/$name.worker.log" 2>&1 &
+    WM_PORT=$(free_port 19400)
+    "$WORKER" --redis-url "$REDIS_URL" --log-level warn --metrics-listen "127.0.0.1:$WM_PORT" \
+        </dev/null >"$TMP/$name.worker.log" 2>&1 &
     WORKER_PID=$!
     "$GATEWAY" --listen "127.0.0.1:$GW_PORT" --processes "$children" --auth none --rate-limit 0 --user-rate-limit 0 --max-conns-per-ip 0 --max-sessions-per-user 0 \
         --max-queued-bytes 16MiB --drain-seconds 1 --redis-url "$REDIS_URL" --www-dir "$SRC/gateway/www" \
@@ -205,6 +207,9 @@ run() {
     "$BENCH" --url "ws://127.0.0.1:$GW_PORT/ws" --auth none --gateway-pid "$GATEWAY_PID" \
         --worker-pid "$WORKER_PID" --redis-url "$REDIS_URL" --log-level warn --json "$@" \
         >"$TMP/$name.json" 2>"$TMP/$name.bench.log" || rc=$?
+    # The worker's own count of its Redis round trips (a pipeline counts
+    # once), for the round trips per request column.
+    curl -s --max-time 5 "http://127.0.0.1:$WM_PORT/metrics" >"$TMP/$name.worker.prom" 2>/dev/null || true
     stop_stack
     if [ "$rc" != 0 ] || ! "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$TMP/$name.json" 2>/dev/null; then
         say "$name: chatmi-bench failed (status $rc); see $TMP/$name.bench.log"
