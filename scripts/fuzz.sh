@@ -42,7 +42,7 @@ if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
     mapfile -t TARGETS < <(sed -n '/^FUZZ_TARGETS *=/,/[^\\]$/p' "$ROOT/tests/fuzz/Makefile.am" |
-        sed 's/^FUZZ_TARGETS *=//; s/\\$//' | tr ' \t' '\n\n' | grep -v '^$')
+        sed 's/^FUZZ_TARGETS *=//; s/\\$//' | tr -s ' \t' '\n' | grep -v '^$')
 fi
 [ "${#TARGETS[@]}" -gt 0 ] || { echo "fuzz.sh: no targets found in tests/fuzz/Makefile.am" >&2; exit 2; }
 
