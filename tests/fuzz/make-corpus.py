@@ -158,6 +158,10 @@ REQS = {
     "presence-bad": {"op": "presence", "users": ["alice", 3]},
     "unknown-op": {"op": "dance", "id": "d"},
     "id-long": {"op": "convs", "id": "i" * 65},
+    "max": {"op": "send", "id": "i" * 64, "to": "u" * 64, "text": "t" * 100},
+    "max-room": {"op": "join", "id": "\u00e9" * 32, "room": "r" * 64},
+    "history-max": {"op": "history", "conv": "dm:%s:%s" % ("a" * 64, "b" * 64), "limit": 200},
+    "presence-max": {"op": "presence", "users": ["u%d" % i for i in range(100)]},
     "extra-fields": {"op": "join", "room": "r", "v": 2, "meta": {"a": [1, 2.5, None, True]}},
 }
 for name, req in REQS.items():
@@ -186,6 +190,11 @@ write(E, "envelope-v2", mp(dict(env, v=2)))
 write(E, "envelope-str-payload", mp(dict(env, p='{"op":"convs"}')))
 write(E, "envelope-extra", mp(dict(env, x=[1, 2, 3])))
 write(E, "envelope-missing", mp({k: v for k, v in env.items() if k != "u"}))
+# At the limits (64-byte user, session and node): one byte more must fail.
+write(E, "envelope-max", mp(dict(env, u="u" * 64, s="s" * 64, n="n" * 64)))
+write(E, "envelope-session-65", mp(dict(env, s="s" * 65)))
+write(E, "delivery-session-max", mp(["s" * 64, b"\x80"]))
+write(E, "fanout-max", mp({"v": 1, "c": "dm:%s:%s" % ("a" * 64, "b" * 64), "r": ["a" * 64, "b" * 64], "m": b"\x80"}))
 write(E, "delivery-session", mp(["g0123456789ab.42", mp({"op": "ack", "id": "c1", "seq": 7})]))
 write(E, "delivery-all", mp([None, mp({"op": "message", "conv": "room:lobby", "from": "bob", "text": "hi", "seq": 8, "ts": 1732300000123})]))
 write(E, "delivery-empty", mp([None, b""]))
