@@ -174,7 +174,7 @@ start_stack() {
     GW_PORT=$(free_port 18400)
     "$WORKER" --redis-url "$REDIS_URL" --log-level warn </dev/null >"$TMP/$name.worker.log" 2>&1 &
     WORKER_PID=$!
-    "$GATEWAY" --listen "127.0.0.1:$GW_PORT" --processes "$children" --auth none --rate-limit 0 \
+    "$GATEWAY" --listen "127.0.0.1:$GW_PORT" --processes "$children" --auth none --rate-limit 0 --user-rate-limit 0 --max-conns-per-ip 0 --max-sessions-per-user 0 \
         --max-queued-bytes 16MiB --drain-seconds 1 --redis-url "$REDIS_URL" --www-dir "$SRC/gateway/www" \
         --log-level warn </dev/null >"$TMP/$name.gateway.log" 2>&1 &
     GATEWAY_PID=$!

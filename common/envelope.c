@@ -234,18 +234,37 @@ int cm_envelope_unpack(const char *data, size_t len, msgpack_unpacked *u, struct
     return 0;
 }
 
+static int pack_delivery(msgpack_packer *pk, size_t n, const char *session, size_t session_len, const char *msg,
+                         size_t msg_len)
+{
+    int r = msgpack_pack_array(pk, n);
+    if (session != NULL)
+        r |= msgpack_pack_str_with_body(pk, session, session_len);
+    else
+        r |= msgpack_pack_nil(pk);
+    r |= msgpack_pack_bin_with_body(pk, msg, msg_len);
+    return r;
+}
+
 int cm_delivery_pack(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
                      size_t msg_len)
 {
     msgpack_packer pk;
-    int r = 0;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    r |= msgpack_pack_array(&pk, 2);
-    if (session != NULL)
-        r |= msgpack_pack_str_with_body(&pk, session, session_len);
-    else
-        r |= msgpack_pack_nil(&pk);
-    r |= msgpack_pack_bin_with_body(&pk, msg, msg_len);
+    return pack_delivery(&pk, 2, session, session_len, msg, msg_len) == 0 ? 0 : -1;
+}
+
+int cm_delivery_pack_member(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
+                            size_t msg_len, enum cm_member_change change, const char *conv, size_t conv_len,
+                            int64_t seq)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    int r = pack_delivery(&pk, 3, session, session_len, msg, msg_len);
+    r |= msgpack_pack_array(&pk, 3);
+    r |= msgpack_pack_str_with_body(&pk, change == CM_MEMBER_JOINED ? "+" : "-", 1);
+    r |= msgpack_pack_str_with_body(&pk, conv, conv_len);
+    r |= msgpack_pack_int64(&pk, seq);
     return r == 0 ? 0 : -1;
 }
 
@@ -256,23 +275,49 @@ int cm_delivery_unpack(const char *data, size_t len, msgpack_unpacked *u, struct
     if (cm_msgpack_unpack_one(data, len, u, err, errlen) < 0)
         return -1;
     const msgpack_object *root = &u->data;
-    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 2)
-        FAIL("delivery: not a 2-element array");
+    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 2 || root->via.array.size > 3)
+        FAIL("delivery: not a 2- or 3-element array");
     const msgpack_object *s = &root->via.array.ptr[0];
     if (s->type != MSGPACK_OBJECT_NIL && get_str(s, &d->session, &d->session_len, CM_SESSION_MAX) < 0)
         FAIL("delivery: bad session");
     if (get_bytes(&root->via.array.ptr[1], &d->msg, &d->msg_len) < 0 || d->msg_len == 0)
         FAIL("delivery: bad message");
+    if (root->via.array.size == 2)
+        return 0;
+    const msgpack_object *m = &root->via.array.ptr[2];
+    if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size != 3)
+        FAIL("delivery: membership is not a 3-element array");
+    const msgpack_object *kind = &m->via.array.ptr[0], *seq = &m->via.array.ptr[2];
+    if (key_is(kind, "+"))
+        d->change = CM_MEMBER_JOINED;
+    else if (key_is(kind, "-"))
+        d->change = CM_MEMBER_LEFT;
+    else
+        FAIL("delivery: membership change is not + or -");
+    if (get_str(&m->via.array.ptr[1], &d->conv, &d->conv_len, CM_CONV_MAX) < 0 || d->conv_len <= 5 ||
+        memcmp(d->conv, "room:", 5) != 0 || !cm_valid_room(d->conv + 5, d->conv_len - 5))
+        FAIL("delivery: membership conversation is not a room");
+    if (seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER || seq->via.u64 > (uint64_t)INT64_MAX)
+        FAIL("delivery: membership seq is not a non-negative integer");
+    d->seq = (int64_t)seq->via.u64;
     return 0;
 }
 
 int cm_fanout_job_pack(msgpack_sbuffer *buf, const char *conv, size_t conv_len, const char *const *recipients,
                        const size_t *recipient_lens, size_t nrecipients, const char *msg, size_t msg_len)
 {
+    return cm_fanout_job_pack_ack(buf, conv, conv_len, recipients, recipient_lens, nrecipients, msg, msg_len, NULL,
+                                  0, NULL, 0);
+}
+
+int cm_fanout_job_pack_ack(msgpack_sbuffer *buf, const char *conv, size_t conv_len, const char *const *recipients,
+                           const size_t *recipient_lens, size_t nrecipients, const char *msg, size_t msg_len,
+                           const char *ack_user, size_t ack_user_len, const char *ack, size_t ack_len)
+{
     msgpack_packer pk;
     int r = 0;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    r |= msgpack_pack_map(&pk, 4);
+    r |= msgpack_pack_map(&pk, ack_user != NULL ? 5 : 4);
     r |= msgpack_pack_str_with_body(&pk, "v", 1);
     r |= msgpack_pack_int(&pk, CM_ENVELOPE_VERSION);
     r |= msgpack_pack_str_with_body(&pk, "c", 1);
@@ -283,6 +328,12 @@ int cm_fanout_job_pack(msgpack_sbuffer *buf, const char *conv, size_t conv_len, 
         r |= msgpack_pack_str_with_body(&pk, recipients[i], recipient_lens[i]);
     r |= msgpack_pack_str_with_body(&pk, "m", 1);
     r |= msgpack_pack_bin_with_body(&pk, msg, msg_len);
+    if (ack_user != NULL) {
+        r |= msgpack_pack_str_with_body(&pk, "a", 1);
+        r |= msgpack_pack_array(&pk, 2);
+        r |= msgpack_pack_str_with_body(&pk, ack_user, ack_user_len);
+        r |= msgpack_pack_bin_with_body(&pk, ack, ack_len);
+    }
     return r == 0 ? 0 : -1;
 }
 
@@ -325,6 +376,13 @@ int cm_fanout_job_unpack(const char *data, size_t len, msgpack_unpacked *u, stru
             bit = 8;
             if (get_bytes(v, &j->msg, &j->msg_len) < 0 || j->msg_len == 0)
                 FAIL("fan-out job: bad message");
+        } else if (key_is(k, "a")) {
+            bit = 16;
+            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 2 ||
+                get_str(&v->via.array.ptr[0], &j->ack_user, &j->ack_user_len, CM_USER_MAX) < 0 ||
+                !cm_valid_user(j->ack_user, j->ack_user_len) ||
+                get_bytes(&v->via.array.ptr[1], &j->ack, &j->ack_len) < 0 || j->ack_len == 0)
+                FAIL("fan-out job: bad ack");
         } else {
             continue;
         }
@@ -332,7 +390,7 @@ int cm_fanout_job_unpack(const char *data, size_t len, msgpack_unpacked *u, stru
             FAIL("fan-out job: duplicate field");
         seen |= bit;
     }
-    if (seen != 15)
+    if ((seen & 15) != 15)
         FAIL("fan-out job: missing field");
     return 0;
 }

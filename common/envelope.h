@@ -5,13 +5,23 @@
  *    `u` comes from authentication only, never from the client's payload.
  *    `p` is the client's request exactly as received (one WebSocket message).
  *
- * 2. Delivery (worker -> per-user channel chatmi:{u:<user>}), an array:
+ * 2. Delivery (worker -> per-user channel chatmi:{u:<user>}, or per-room
+ *    channel chatmi:{c:room:<name>}), an array:
  *      [session or nil, <bin: one server message, a packed map>]
  *    With a session, only that session gets it (ack, error, replies); with
- *    nil, every session of the user on every gateway does (message).
+ *    nil, every session of the user (of every member, on a room channel) on
+ *    every gateway does (message). A join or leave reply carries a third
+ *    element that every gateway holding a session of the user acts on (it
+ *    keeps the room channels it subscribes to in step with membership):
+ *      ["+", conv, seq]   joined conv; seq: the room's last seq before the join
+ *      ["-", conv, 0]     left conv
  *
  * 3. Fan-out job (ingest -> chatmi:{q}:fanout), a map:
- *      {"v":1, "c":conv, "r":[user, ...], "m":<bin: the packed "message" map>}
+ *      {"v":1, "c":conv, "r":[user, ...], "m":<bin: the packed "message" map>,
+ *       "a":[user, <bin: a delivery record>]}
+ *    "a" (optional) is the sender's ack: published to that user's channel
+ *    by the same fan-out script, just before the message, so an accepted
+ *    send costs one script call for both.
  *
  * Decoding is zero-copy: the strings of a decoded record point into the
  * caller's input buffer (or the msgpack_unpacked the caller passes), which
@@ -54,13 +64,22 @@ int cm_envelope_pack(msgpack_sbuffer *buf, const struct cm_envelope *e);
 int cm_envelope_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_envelope *e,
                        char *err, size_t errlen);
 
+enum cm_member_change { CM_MEMBER_NONE = 0, CM_MEMBER_JOINED, CM_MEMBER_LEFT };
+
 struct cm_delivery {
     const char *session; size_t session_len; /* NULL: every session of the user */
     const char *msg;     size_t msg_len;     /* the packed server message */
+    enum cm_member_change change;            /* with conv (a valid room conversation) and seq */
+    const char *conv;    size_t conv_len;
+    int64_t seq;
 };
 
 int cm_delivery_pack(msgpack_sbuffer *buf, const char *session, size_t session_len,
                      const char *msg, size_t msg_len);
+/* A delivery with the membership element (change is JOINED or LEFT). */
+int cm_delivery_pack_member(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
+                            size_t msg_len, enum cm_member_change change, const char *conv, size_t conv_len,
+                            int64_t seq);
 int cm_delivery_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_delivery *d,
                        char *err, size_t errlen);
 
@@ -71,12 +90,19 @@ struct cm_fanout_job {
     const msgpack_object *recipients; /* array of str, each a user id */
     size_t nrecipients;
     const char *msg; size_t msg_len;
+    const char *ack_user; size_t ack_user_len; /* NULL: no ack rides along */
+    const char *ack; size_t ack_len;           /* a packed delivery record */
 };
 
 /* recipients: nrecipients user ids with their lengths. */
 int cm_fanout_job_pack(msgpack_sbuffer *buf, const char *conv, size_t conv_len,
                        const char *const *recipients, const size_t *recipient_lens, size_t nrecipients,
                        const char *msg, size_t msg_len);
+/* The same with the sender's ack (ack_user NULL: none). */
+int cm_fanout_job_pack_ack(msgpack_sbuffer *buf, const char *conv, size_t conv_len,
+                           const char *const *recipients, const size_t *recipient_lens, size_t nrecipients,
+                           const char *msg, size_t msg_len, const char *ack_user, size_t ack_user_len,
+                           const char *ack, size_t ack_len);
 int cm_fanout_job_unpack(const char *data, size_t len, msgpack_unpacked *u, struct cm_fanout_job *j,
                          char *err, size_t errlen);
 

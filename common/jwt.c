@@ -24,6 +24,8 @@ const char *cm_jwt_result_str(enum cm_jwt_result r)
     case CM_JWT_NOT_YET_VALID: return "not yet valid";
     case CM_JWT_NO_EXP: return "exp missing";
     case CM_JWT_BAD_SUB: return "sub is not a valid user id";
+    case CM_JWT_BAD_AUD: return "wrong audience";
+    case CM_JWT_BAD_ISS: return "wrong issuer";
     }
     return "invalid token";
 }
@@ -78,11 +80,51 @@ static int64_t sat_add(int64_t a, int64_t b)
     return a + b;
 }
 
+/* aud may be one string or an array of strings (RFC 7519 section 4.1.3). */
+static int audience_ok(const json_t *aud, const char *want)
+{
+    size_t i;
+    const json_t *v;
+
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0 && json_string_length(aud) == strlen(want);
+    if (!json_is_array(aud))
+        return 0;
+    json_array_foreach(aud, i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), want) == 0 && json_string_length(v) == strlen(want))
+            return 1;
+    return 0;
+}
+
+static int signature_ok(const struct cm_jwt_rules *rules, const char *signed_part, size_t len,
+                        const unsigned char *sig, long siglen)
+{
+    unsigned char mac[SHA256_LEN];
+    int ok = 0;
+
+    if (siglen != SHA256_LEN)
+        return 0;
+    for (size_t k = 0; k < rules->nkeys && k < CM_JWT_KEYS_MAX; k++)
+        if (hs256(rules->keys[k], rules->key_lens[k], signed_part, len, mac) == 0 &&
+            CRYPTO_memcmp(mac, sig, SHA256_LEN) == 0)
+            ok = 1;
+    return ok;
+}
+
 enum cm_jwt_result cm_jwt_verify(const char *token, size_t len, const unsigned char *key, size_t keylen,
                                  int64_t now, int64_t leeway, char *sub, int64_t *exp)
 {
+    struct cm_jwt_rules rules = {.keys = {key}, .key_lens = {keylen}, .nkeys = 1, .leeway = leeway};
+
+    return cm_jwt_check(token, len, &rules, now, sub, exp);
+}
+
+enum cm_jwt_result cm_jwt_check(const char *token, size_t len, const struct cm_jwt_rules *rules, int64_t now,
+                                char *sub, int64_t *exp)
+{
+    int64_t leeway = rules->leeway;
     const char *dot1, *dot2;
-    unsigned char mac[SHA256_LEN], sig[CM_JWT_MAX];
+    unsigned char sig[CM_JWT_MAX];
     json_t *header = NULL, *payload = NULL;
     enum cm_jwt_result r = CM_JWT_MALFORMED;
 
@@ -108,8 +150,7 @@ enum cm_jwt_result cm_jwt_verify(const char *token, size_t len, const unsigned c
     long siglen = cm_base64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), sig);
     if (siglen < 0)
         goto out;
-    if (hs256(key, keylen, token, (size_t)(dot2 - token), mac) < 0 || siglen != SHA256_LEN ||
-        CRYPTO_memcmp(mac, sig, SHA256_LEN) != 0) {
+    if (!signature_ok(rules, token, (size_t)(dot2 - token), sig, siglen)) {
         r = CM_JWT_BAD_SIGNATURE;
         goto out;
     }
@@ -140,6 +181,18 @@ enum cm_jwt_result cm_jwt_verify(const char *token, size_t len, const unsigned c
     if (jnbf != NULL && now < sat_add(numeric_date(jnbf), -leeway)) {
         r = CM_JWT_NOT_YET_VALID;
         goto out;
+    }
+    if (rules->audience != NULL && !audience_ok(json_object_get(payload, "aud"), rules->audience)) {
+        r = CM_JWT_BAD_AUD;
+        goto out;
+    }
+    if (rules->issuer != NULL) {
+        const json_t *iss = json_object_get(payload, "iss");
+        if (!json_is_string(iss) || strcmp(json_string_value(iss), rules->issuer) != 0 ||
+            json_string_length(iss) != strlen(rules->issuer)) {
+            r = CM_JWT_BAD_ISS;
+            goto out;
+        }
     }
     memcpy(sub, json_string_value(jsub), json_string_length(jsub) + 1);
     if (exp != NULL)

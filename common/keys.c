@@ -8,6 +8,7 @@
 #include "common/ids.h"
 
 #define CHANNEL_PREFIX CM_KEY_PREFIX ":{u:"
+#define CONV_CHANNEL_PREFIX CM_KEY_PREFIX ":{c:"
 
 /* Arguments are trusted ids, so the name always fits; clamping the length
  * keeps a caller's bug from turning into an out-of-bounds read. */
@@ -44,6 +45,11 @@ size_t cm_key_user_channel(char *out, const char *user, size_t userlen)
     return fitted(snprintf(out, CM_KEY_MAX, CHANNEL_PREFIX "%.*s}", (int)userlen, user));
 }
 
+size_t cm_key_conv_channel(char *out, const char *conv, size_t convlen)
+{
+    return fitted(snprintf(out, CM_KEY_MAX, CONV_CHANNEL_PREFIX "%.*s}", (int)convlen, conv));
+}
+
 size_t cm_key_node_alive(char *out, const char *node)
 {
     return fitted(snprintf(out, CM_KEY_MAX, CM_KEY_PREFIX ":{n:%s}:alive", node));
@@ -69,5 +75,18 @@ int cm_key_channel_user(const char *channel, size_t len, const char **user, size
         return 0;
     *user = channel + plen;
     *userlen = len - plen - 1;
+    return 1;
+}
+
+int cm_key_channel_room(const char *channel, size_t len, const char **conv, size_t *convlen)
+{
+    const size_t plen = sizeof(CONV_CHANNEL_PREFIX) - 1;
+    if (channel == NULL || len < plen + 7 || memcmp(channel, CONV_CHANNEL_PREFIX, plen) != 0 ||
+        channel[len - 1] != '}' || memcmp(channel + plen, "room:", 5) != 0)
+        return 0;
+    if (!cm_valid_room(channel + plen + 5, len - plen - 6))
+        return 0;
+    *conv = channel + plen;
+    *convlen = len - plen - 1;
     return 1;
 }

@@ -9,7 +9,10 @@
  *   chatmi:{c:<conv>}:log                zset    score seq, member packed message
  *   chatmi:{c:<conv>}:members            set     room members
  *   chatmi:{c:<conv>}:idem:<user>:<id>   string  packed ack of an accepted send (EX idempotency TTL)
+ *   chatmi:{c:<conv>}:fanned             string  bitmap ring: fan-out parts already published
+ *   chatmi:{c:room:<name>}               channel per-room delivery channel (gateways with members subscribe)
  *   chatmi:{u:<user>}:convs              set     conversations the user is in
+ *   chatmi:{u:<user>}:rooms              set     rooms the user is a member of (read by gateways)
  *   chatmi:{u:<user>}:nodes              set     gateway nodes holding a session of the user
  *   chatmi:{u:<user>}                    channel per-user delivery channel
  *   chatmi:{n:<node>}:alive              string  node liveness (EX node TTL)
@@ -34,6 +37,7 @@ size_t cm_key_conv(char *out, const char *conv, const char *suffix);          /*
 size_t cm_key_idem(char *out, const char *conv, const char *user, const char *id, size_t idlen);
 size_t cm_key_user(char *out, const char *user, const char *suffix);          /* chatmi:{u:<user>}:<suffix> */
 size_t cm_key_user_channel(char *out, const char *user, size_t userlen);      /* chatmi:{u:<user>} */
+size_t cm_key_conv_channel(char *out, const char *conv, size_t convlen);     /* chatmi:{c:<conv>} */
 size_t cm_key_node_alive(char *out, const char *node);                       /* chatmi:{n:<node>}:alive */
 size_t cm_key_queue(char *out, const char *name);                            /* chatmi:{q}:<name> */
 size_t cm_key_queue_proc(char *out, const char *name, const char *worker);   /* chatmi:{q}:<name>:proc:<worker> */
@@ -41,5 +45,8 @@ size_t cm_key_queue_proc(char *out, const char *name, const char *worker);   /* 
 /* Extracts the user from a per-user channel name; 0 when it is not one.
  * The result points into channel (not NUL terminated). */
 int cm_key_channel_user(const char *channel, size_t len, const char **user, size_t *userlen);
+/* Extracts the room conversation ("room:<name>") from a per-room channel
+ * name; 0 when it is not one. */
+int cm_key_channel_room(const char *channel, size_t len, const char **conv, size_t *convlen);
 
 #endif

@@ -10,10 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define ENV_PREFIX "CHATMI_"
 #define ENV_MAX 128
 #define CONFIG_FILE_MAX (64 * 1024)
+#define SECRET_FILE_MAX 4096
+#define FILE_SUFFIX "-file"
 
 static void env_name(const char *name, char *out, size_t outlen)
 {
@@ -266,6 +270,8 @@ static const char *metavar(const struct cm_opt *o)
     return "VALUE";
 }
 
+static int has_file_twin(const struct cm_opt *opts, size_t nopts, const struct cm_opt *o);
+
 static void print_help(const struct cm_opt *opts, size_t nopts, const char *usage)
 {
     char env[ENV_MAX];
@@ -277,6 +283,10 @@ static void print_help(const struct cm_opt *opts, size_t nopts, const char *usag
         env_name(o->name, env, sizeof(env));
         printf("  --%s %s\n      %s\n      default: %s   env: %s\n", o->name, metavar(o), o->help ? o->help : "",
                o->def_help ? o->def_help : o->def ? (o->secret ? "***" : o->def) : "none", env);
+        if (has_file_twin(opts, nopts, o))
+            printf("  --%s" FILE_SUFFIX " FILE\n      read --%s from FILE (keeps it off command lines and out of the "
+                   "environment)\n      default: none   env: %s_FILE\n",
+                   o->name, o->name, env);
     }
     printf("  --config FILE\n      settings file: CHATMI_NAME=value lines (systemd EnvironmentFile syntax);\n"
            "      environment and flags win over it; the gateway re-reads it on SIGHUP\n"
@@ -398,6 +408,80 @@ static int config_apply(const struct cm_opt *opts, size_t nopts, const char *pat
     return 0;
 }
 
+/* A secret string option gets a "<name>-file" twin (flag --redis-url-file,
+ * env CHATMI_REDIS_URL_FILE) unless the table has an option of that name
+ * already (--jwt-secret-file): the value is read from the file, so it is
+ * never on a command line or in the environment. */
+static int has_file_twin(const struct cm_opt *opts, size_t nopts, const struct cm_opt *o)
+{
+    char twin[ENV_MAX];
+    if (!o->secret || o->type != CM_OPT_STRING)
+        return 0;
+    int n = snprintf(twin, sizeof(twin), "%s" FILE_SUFFIX, o->name);
+    return n > 0 && (size_t)n < sizeof(twin) && find_opt(opts, nopts, twin, (size_t)n) == NULL;
+}
+
+/* The option whose file twin "--<name>" is (nlen bytes), or NULL. */
+static const struct cm_opt *find_file_twin(const struct cm_opt *opts, size_t nopts, const char *name, size_t nlen)
+{
+    size_t slen = sizeof(FILE_SUFFIX) - 1;
+    if (nlen <= slen || memcmp(name + nlen - slen, FILE_SUFFIX, slen) != 0)
+        return NULL;
+    const struct cm_opt *o = find_opt(opts, nopts, name, nlen - slen);
+    return o != NULL && has_file_twin(opts, nopts, o) ? o : NULL;
+}
+
+/* Reads a secret value: at most SECRET_FILE_MAX bytes, trailing CR/LF
+ * dropped, not empty, no NUL. Returns a malloc'ed string or NULL with err. */
+static char *read_secret(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(SECRET_FILE_MAX + 2);
+    size_t n = 0;
+    while (buf != NULL && n <= SECRET_FILE_MAX) {
+        ssize_t r = read(fd, buf + n, SECRET_FILE_MAX + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    fd = -1;
+    if (buf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (n > SECRET_FILE_MAX) {
+        snprintf(err, errlen, "%s is larger than %d bytes", path, SECRET_FILE_MAX);
+        goto fail;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n == 0 || memchr(buf, '\0', n) != NULL) {
+        snprintf(err, errlen, "%s is empty or holds a NUL byte", path);
+        goto fail;
+    }
+    buf[n] = '\0';
+    return buf;
+fail:
+    if (fd >= 0)
+        close(fd);
+    if (buf != NULL) {
+        explicit_bzero(buf, SECRET_FILE_MAX + 2);
+        free(buf);
+    }
+    return NULL;
+}
+
 enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int argc, char **argv,
                                 const char *usage, const char *version, char *err, size_t errlen)
 {
@@ -405,6 +489,8 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
      * a bad environment value overridden by a good flag is then no error, and
      * each string option is allocated once. */
     const char **raw = NULL;
+    const char **file = NULL; /* a secret's file twin, when it won */
+    char **secret_text = NULL; /* what was read from those files */
     char *from = NULL; /* 'd'efault, 'c'onfig file, 'e'nv, 'f'lag */
     char *cfg_text = NULL;
     enum cm_opt_result result = CM_OPT_ERROR;
@@ -428,8 +514,10 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
     }
 
     raw = calloc(nopts ? nopts : 1, sizeof(*raw));
+    file = calloc(nopts ? nopts : 1, sizeof(*file));
+    secret_text = calloc(nopts ? nopts : 1, sizeof(*secret_text));
     from = calloc(nopts ? nopts : 1, 1);
-    if (raw == NULL || from == NULL) {
+    if (raw == NULL || file == NULL || secret_text == NULL || from == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -450,6 +538,17 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
          * pass every known variable, set or not. */
         if ((e = getenv(env)) != NULL && *e != '\0')
             raw[i] = e, from[i] = 'e';
+        if (has_file_twin(opts, nopts, &opts[i])) {
+            char fenv[ENV_MAX + 8];
+            snprintf(fenv, sizeof(fenv), "%s_FILE", env);
+            if ((e = getenv(fenv)) != NULL && *e != '\0') {
+                if (from[i] == 'e') {
+                    snprintf(err, errlen, "%s and %s: give only one", env, fenv);
+                    goto out;
+                }
+                file[i] = e, from[i] = 'e';
+            }
+        }
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -467,11 +566,30 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const struct cm_opt *o = find_opt(opts, nopts, name, nlen);
-        if (o == NULL) {
+        const struct cm_opt *twin_of = o == NULL ? find_file_twin(opts, nopts, name, nlen) : NULL;
+        if (o == NULL && twin_of == NULL) {
             snprintf(err, errlen, "unknown option --%.*s (see --help)", (int)nlen, name);
             goto out;
         }
+        if (twin_of != NULL) {
+            size_t k = (size_t)(twin_of - opts);
+            if (eq == NULL && i + 1 >= argc) {
+                snprintf(err, errlen, "--%.*s: missing value", (int)nlen, name);
+                goto out;
+            }
+            if (from[k] == 'f' && file[k] == NULL) {
+                snprintf(err, errlen, "--%s and --%s" FILE_SUFFIX ": give only one", twin_of->name, twin_of->name);
+                goto out;
+            }
+            file[k] = eq != NULL ? eq + 1 : argv[++i];
+            from[k] = 'f';
+            continue;
+        }
         size_t k = (size_t)(o - opts);
+        if (from[k] == 'f' && file[k] != NULL) {
+            snprintf(err, errlen, "--%s and --%s" FILE_SUFFIX ": give only one", o->name, o->name);
+            goto out;
+        }
         if (eq != NULL)
             raw[k] = eq + 1;
         else if (o->type == CM_OPT_BOOL)
@@ -482,7 +600,18 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
             snprintf(err, errlen, "--%s: missing value", o->name);
             goto out;
         }
+        file[k] = NULL; /* a flag wins over a file named in the environment */
         from[k] = 'f';
+    }
+    for (size_t i = 0; i < nopts; i++) {
+        if (file[i] == NULL)
+            continue;
+        secret_text[i] = read_secret(file[i], why, sizeof(why));
+        if (secret_text[i] == NULL) {
+            snprintf(err, errlen, "--%s" FILE_SUFFIX ": %s", opts[i].name, why);
+            goto out;
+        }
+        raw[i] = secret_text[i];
     }
     for (size_t i = 0; i < nopts; i++) {
         if (raw[i] == NULL)
@@ -502,6 +631,13 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
     }
     result = CM_OPT_OK;
 out:
+    for (size_t i = 0; secret_text != NULL && i < nopts; i++)
+        if (secret_text[i] != NULL) {
+            explicit_bzero(secret_text[i], strlen(secret_text[i]));
+            free(secret_text[i]);
+        }
+    free(secret_text);
+    free(file);
     free(raw);
     free(from);
     free(cfg_text);

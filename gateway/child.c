@@ -6,7 +6,6 @@
 #include "child.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -14,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <event2/event.h>
 
@@ -30,7 +28,6 @@
 #define TICK_MS 100                /* housekeeping period */
 #define NODE_REFRESH_MS 5000
 #define DRAIN_GRACE_MS 3000        /* after the drain period, close what is left */
-#define INDEX_MAX (1024 * 1024)
 
 void gw_child_list_add(struct gw_conn **head, struct gw_conn *c)
 {
@@ -107,6 +104,40 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     gw_users_flush(arg);
+    gw_rooms_flush(arg);
+}
+
+static void on_write_pass(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_child *ch = arg;
+    /* A connection freed since it was listed left a NULL, or a newer
+     * connection on the same fd that is listed (or not) in its own right. */
+    for (size_t i = 0; i < ch->nwrite_fds; i++) {
+        struct gw_conn *c = ch->conns[ch->write_fds[i]];
+        if (c != NULL && c->flush_queued)
+            gw_conn_write_pass(c);
+    }
+    ch->nwrite_fds = 0;
+}
+
+int gw_child_defer_write(struct gw_child *ch, int fd)
+{
+    if (ch->write_ev == NULL)
+        return -1;
+    if (ch->nwrite_fds == ch->write_fds_cap) {
+        size_t cap = ch->write_fds_cap ? ch->write_fds_cap * 2 : 256;
+        int *n = realloc(ch->write_fds, cap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        ch->write_fds = n;
+        ch->write_fds_cap = cap;
+    }
+    ch->write_fds[ch->nwrite_fds++] = fd;
+    if (ch->nwrite_fds == 1)
+        event_active(ch->write_ev, 0, 0);
+    return 0;
 }
 
 void gw_child_schedule_flush(struct gw_child *ch)
@@ -115,6 +146,56 @@ void gw_child_schedule_flush(struct gw_child *ch)
     if (!event_pending(ch->flush_ev, EV_TIMEOUT, NULL)) {
         struct timeval zero = {0, 0};
         evtimer_add(ch->flush_ev, &zero);
+    }
+}
+
+void gw_frames_init(struct gw_frames *f, const char *msg, size_t len, const char *where)
+{
+    memset(f, 0, sizeof(*f));
+    f->msg = msg;
+    f->len = len;
+    f->where = where;
+}
+
+void gw_frames_release(struct gw_frames *f)
+{
+    gw_buf_unref(f->frame[0]);
+    gw_buf_unref(f->frame[1]);
+    f->frame[0] = f->frame[1] = NULL;
+}
+
+/* The message framed for encoding e, made on first use. */
+static struct gw_buf *frame_for(struct gw_frames *f, int e)
+{
+    if (f->frame[e] != NULL || f->failed[e])
+        return f->frame[e];
+    if (e == CM_ENC_MSGPACK) {
+        f->frame[e] = gw_buf_frame(GW_OP_BINARY, f->msg, f->len);
+    } else {
+        msgpack_sbuffer json;
+        msgpack_sbuffer_init(&json);
+        if (cm_msgpack_to_json(f->msg, f->len, &json) == 0)
+            f->frame[e] = gw_buf_frame(GW_OP_TEXT, json.data, json.size);
+        else
+            cm_warn("bad_delivery", "channel of %s: message is not convertible to JSON", f->where);
+        msgpack_sbuffer_destroy(&json);
+    }
+    f->failed[e] = f->frame[e] == NULL;
+    return f->frame[e];
+}
+
+void gw_child_send_user(struct gw_child *ch, struct gw_user *u, struct gw_frames *f)
+{
+    struct gw_conn *next;
+    for (struct gw_conn *c = u->sessions; c != NULL; c = next) {
+        next = c->next;
+        if (c->hello_pending)
+            continue;
+        struct gw_buf *b = frame_for(f, c->enc);
+        if (b != NULL) {
+            gw_metric_add(ch->stats, GW_M_DELIVERIES, 1);
+            gw_conn_send(c, b);
+        }
     }
 }
 
@@ -129,6 +210,9 @@ void gw_child_deliver(struct gw_child *ch, struct gw_user *u, const char *data, 
         msgpack_unpacked_destroy(&up);
         return;
     }
+    /* Membership first: a message of the room may follow at once. */
+    if (d.change != CM_MEMBER_NONE)
+        gw_rooms_on_change(ch, u, &d);
     if (d.session != NULL) {
         struct gw_conn *c = gw_child_find_session(ch, d.session, d.session_len);
         if (c != NULL && c->user == u) {
@@ -139,35 +223,10 @@ void gw_child_deliver(struct gw_child *ch, struct gw_user *u, const char *data, 
         return;
     }
     /* Frame each encoding once; every session shares the buffer. */
-    struct gw_buf *frames[2] = {NULL, NULL};
-    int failed[2] = {0, 0};
-    struct gw_conn *next;
-    for (struct gw_conn *c = u->sessions; c != NULL; c = next) {
-        next = c->next;
-        if (c->hello_pending)
-            continue;
-        int e = c->enc;
-        if (frames[e] == NULL && !failed[e]) {
-            if (e == CM_ENC_MSGPACK) {
-                frames[e] = gw_buf_frame(GW_OP_BINARY, d.msg, d.msg_len);
-            } else {
-                msgpack_sbuffer json;
-                msgpack_sbuffer_init(&json);
-                if (cm_msgpack_to_json(d.msg, d.msg_len, &json) == 0)
-                    frames[e] = gw_buf_frame(GW_OP_TEXT, json.data, json.size);
-                else
-                    cm_warn("bad_delivery", "channel of %s: message is not convertible to JSON", u->name);
-                msgpack_sbuffer_destroy(&json);
-            }
-            failed[e] = frames[e] == NULL;
-        }
-        if (frames[e] != NULL) {
-            gw_metric_add(ch->stats, GW_M_DELIVERIES, 1);
-            gw_conn_send(c, frames[e]);
-        }
-    }
-    gw_buf_unref(frames[0]);
-    gw_buf_unref(frames[1]);
+    struct gw_frames f;
+    gw_frames_init(&f, d.msg, d.msg_len, u->name);
+    gw_child_send_user(ch, u, &f);
+    gw_frames_release(&f);
     msgpack_unpacked_destroy(&up);
 }
 
@@ -187,7 +246,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     (void)what;
     struct gw_child *ch = arg;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: stop accepting for a second instead of spinning. */
@@ -200,7 +261,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        gw_conn_new(ch, fd);
+        gw_conn_new(ch, fd, (struct sockaddr *)&peer);
     }
 }
 
@@ -294,34 +355,13 @@ static void on_retire(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up and teardown ---------------------------------------------------------- */
 
-static void load_index(struct gw_child *ch)
+static void load_www(struct gw_child *ch)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/index.html", ch->cfg->www_dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > INDEX_MAX) {
-        if (ch->index == 0)
-            cm_warn("www_missing", "%s: not readable; GET / answers 404", path);
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    char *buf = malloc((size_t)st.st_size);
-    size_t got = 0;
-    while (buf != NULL && got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (buf == NULL || got != (size_t)st.st_size) {
-        free(buf);
-        return;
-    }
-    ch->index_html = buf;
-    ch->index_len = got;
+    char err[512];
+    size_t n = gw_www_load(&ch->www, ch->cfg->www_dir, err, sizeof(err));
+    if (n < GW_WWW_NFILES && ch->index == 0)
+        cm_warn("www_missing", "browser client: %zu of %d files loaded (%s); the rest answer 404", n,
+                GW_WWW_NFILES, err);
 }
 
 static void teardown(struct gw_child *ch)
@@ -329,10 +369,12 @@ static void teardown(struct gw_child *ch)
     for (size_t fd = 0; fd < ch->conns_cap; fd++)
         if (ch->conns[fd] != NULL)
             gw_conn_free(ch->conns[fd]);
+    gw_ipcount_free(&ch->ips);
     gw_redis_stop(ch);
+    gw_rooms_free_all(ch);
     gw_users_free_all(ch);
     struct event **evs[] = {&ch->accept_ev, &ch->accept_retry_ev, &ch->tick_ev, &ch->flush_ev, &ch->term_ev,
-                            &ch->int_ev, &ch->retire_ev};
+                            &ch->int_ev, &ch->retire_ev, &ch->write_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i] != NULL) {
             event_free(*evs[i]);
@@ -342,8 +384,9 @@ static void teardown(struct gw_child *ch)
         event_base_free(ch->base);
     gw_buf_unref(ch->ping);
     free(ch->conns);
+    free(ch->write_fds);
     free(ch->rbuf);
-    free(ch->index_html);
+    gw_www_free(&ch->www);
     if (ch->notify_fd >= 0)
         close(ch->notify_fd);
 }
@@ -374,6 +417,9 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     }
     snprintf(ch.node, sizeof(ch.node), "g%s", hex);
 
+    uint64_t seed = 0;
+    if (cm_random_bytes(&seed, sizeof(seed)) < 0 || gw_ipcount_init(&ch.ips, 4096, seed) < 0)
+        goto fatal;
     ch.base = event_base_new();
     ch.rbuf_cap = READ_BUF_SIZE;
     ch.rbuf = malloc(ch.rbuf_cap);
@@ -387,8 +433,9 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     ch.term_ev = evsignal_new(ch.base, SIGTERM, on_term, &ch);
     ch.int_ev = evsignal_new(ch.base, SIGINT, on_term, &ch);
     ch.retire_ev = evsignal_new(ch.base, SIGUSR1, on_retire, &ch);
+    ch.write_ev = event_new(ch.base, -1, 0, on_write_pass, &ch);
     if (!ch.accept_ev || !ch.accept_retry_ev || !ch.tick_ev || !ch.flush_ev || !ch.term_ev || !ch.int_ev ||
-        !ch.retire_ev)
+        !ch.retire_ev || !ch.write_ev)
         goto fatal;
     struct timeval tick = {0, TICK_MS * 1000};
     event_add(ch.tick_ev, &tick);
@@ -396,7 +443,7 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     event_add(ch.int_ev, NULL);
     event_add(ch.retire_ev, NULL);
     event_add(ch.accept_ev, NULL);
-    load_index(&ch);
+    load_www(&ch);
     if (gw_redis_start(&ch) < 0)
         goto fatal;
     cm_debug("child_ready", "child %d serving as node %s", index, ch.node);

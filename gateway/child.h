@@ -10,9 +10,12 @@
 #include "gateway/options.h"
 #include "gateway/conn.h"
 #include "gateway/handshake.h"
+#include "gateway/ipcount.h"
 #include "gateway/metrics.h"
 #include "gateway/redis_link.h"
+#include "gateway/rooms.h"
 #include "gateway/users.h"
+#include "gateway/www.h"
 
 struct gw_child {
     const struct gw_config *cfg;
@@ -22,7 +25,9 @@ struct gw_child {
     struct event_base *base;
     int listen_fd;
     int notify_fd;                   /* pipe to the master */
-    struct event *accept_ev, *accept_retry_ev, *tick_ev, *flush_ev, *term_ev, *int_ev, *retire_ev;
+    struct event *accept_ev, *accept_retry_ev, *tick_ev, *flush_ev, *term_ev, *int_ev, *retire_ev, *write_ev;
+    int *write_fds;                  /* connections with output queued in this loop pass */
+    size_t nwrite_fds, write_fds_cap;
     struct gw_metrics *metrics;
     struct gw_metrics_slot *stats;   /* this child's slot */
 
@@ -33,14 +38,15 @@ struct gw_child {
     uint32_t next_gen;
     struct gw_conn *handshaking;     /* HTTP connections */
     struct gw_conn *closing;         /* CLOSING connections */
+    struct gw_ipcount ips;           /* connections per client address (--max-conns-per-ip) */
 
     struct gw_users users;
+    struct gw_rooms rooms;
     struct gw_redis redis;
 
     unsigned char *rbuf;             /* the one read buffer of the child */
     size_t rbuf_cap;
-    char *index_html;                /* the demo page, read at start */
-    size_t index_len;
+    struct gw_www www;               /* the browser client, read at start */
     struct gw_buf *ping;             /* one ping frame shared by every session */
     int heartbeat_s;
     uint64_t ticks;
@@ -71,10 +77,31 @@ void gw_child_push_failed(struct gw_child *ch, const struct gw_push_origin *o);
 
 void gw_child_update_ready(struct gw_child *ch);
 
+/* Puts the connection on fd on this loop pass's write list (the write
+ * pass runs after the events that queued output). 0, or -1 when out of
+ * memory. */
+int gw_child_defer_write(struct gw_child *ch, int fd);
+
 /* Asks the loop to run gw_users_flush soon (once per loop pass). */
 void gw_child_schedule_flush(struct gw_child *ch);
 
 /* A delivery from a user's channel: to one session or all of that user's. */
 void gw_child_deliver(struct gw_child *ch, struct gw_user *u, const char *data, size_t len);
+
+/* One server message on its way to many sessions: framed at most once per
+ * encoding (JSON made from the packed map on first use), every session
+ * sharing the buffer. `where` names the channel in logs. */
+struct gw_frames {
+    const char *msg;
+    size_t len;
+    const char *where;
+    struct gw_buf *frame[2];
+    int failed[2];
+};
+void gw_frames_init(struct gw_frames *f, const char *msg, size_t len, const char *where);
+void gw_frames_release(struct gw_frames *f);
+
+/* Sends the message to every session of u that has had its hello. */
+void gw_child_send_user(struct gw_child *ch, struct gw_user *u, struct gw_frames *f);
 
 #endif

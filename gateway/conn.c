@@ -21,11 +21,17 @@
 #include "common/proto.h"
 #include "gateway/child.h"
 #include "gateway/frame.h"
+#include "gateway/clientip.h"
 #include "gateway/http.h"
+#include "gateway/www.h"
+#include "gateway/ipcount.h"
 
 #define CLOSE_WAIT_MS 2000          /* after our close/response: wait this long for the peer */
 #define WRITE_BUDGET (256 * 1024)   /* bytes per write event, so one client cannot starve others */
 #define HTTP_BUF_MAX (GW_HTTP_HEAD_MAX + 4096)
+/* Over --max-conns a connection still gets its 503 (held at most
+ * CLOSE_WAIT_MS); this many more than that are closed without a word. */
+#define REFUSE_SLACK(max) ((size_t)(max) / 8 + 64)
 
 struct gw_http_buf {
     size_t len, cap;
@@ -41,6 +47,7 @@ struct gw_conn_io {
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
 static int ws_input(struct gw_conn *c, const unsigned char *data, size_t len);
+static void respond_text(struct gw_conn *c, int status, const char *text, const char *extra);
 
 /* ---- state and events -------------------------------------------------- */
 
@@ -106,8 +113,47 @@ static void free_io(struct gw_conn *c)
     c->io = NULL;
 }
 
-struct gw_conn *gw_conn_new(struct gw_child *ch, int fd)
+/* The client's address for logs: as counted for --max-conns-per-ip (an
+ * IPv6 client shows as its /64), "proxy" for a proxied connection whose
+ * head has not arrived yet. */
+static const char *client_text(const struct gw_conn *c, char *buf, size_t len)
 {
+    if (c->ip == NULL)
+        return c->via_proxy ? "proxy" : "?";
+    gw_addr_format(&c->ip->key, buf, len);
+    return buf;
+}
+
+/* Counts the connection under its client address. 0; 1 when that address
+ * is over --max-conns-per-ip (the connection is answered 503); -1 when out
+ * of memory (c was freed). */
+static int count_address(struct gw_conn *c, const struct gw_addr *addr)
+{
+    struct gw_child *ch = c->child;
+    enum gw_ipcount_result r = gw_ipcount_acquire(&ch->ips, addr, (uint32_t)ch->cfg->max_conns_per_ip, &c->ip);
+    if (r == GW_IPCOUNT_OK)
+        return 0;
+    if (r == GW_IPCOUNT_NOMEM) {
+        gw_conn_free(c);
+        return -1;
+    }
+    if (r != GW_IPCOUNT_FULL)
+        return 0;
+    char text[GW_ADDR_TEXT_MAX];
+    gw_addr_format(addr, text, sizeof(text));
+    gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+    cm_info("conn_refused", "client %s: over --max-conns-per-ip %ld", text, ch->cfg->max_conns_per_ip);
+    respond_text(c, 503, "too many connections from your address\n", "Retry-After: 5\r\n");
+    return 1;
+}
+
+struct gw_conn *gw_conn_new(struct gw_child *ch, int fd, const struct sockaddr *peer)
+{
+    const struct gw_config *cfg = ch->cfg;
+    if (ch->nconns >= (size_t)cfg->max_conns + REFUSE_SLACK(cfg->max_conns)) {
+        close(fd);
+        return NULL;
+    }
     if ((size_t)fd >= ch->conns_cap) {
         size_t cap = ch->conns_cap ? ch->conns_cap : 1024;
         while (cap <= (size_t)fd)
@@ -132,7 +178,7 @@ struct gw_conn *gw_conn_new(struct gw_child *ch, int fd)
     c->state = GW_CONN_HTTP;
     int64_t now = cm_monotonic_ms();
     c->last_seen_ms = now;
-    c->deadline_ms = now + (int64_t)(ch->cfg->handshake_timeout * 1000);
+    c->deadline_ms = now + (int64_t)(cfg->handshake_timeout * 1000);
     event_assign(&c->ev, ch->base, fd, EV_READ | EV_PERSIST, on_event, c);
     if (event_add(&c->ev, NULL) < 0) {
         close(fd);
@@ -142,13 +188,31 @@ struct gw_conn *gw_conn_new(struct gw_child *ch, int fd)
     gw_child_list_add(&ch->handshaking, c);
     ch->conns[fd] = c;
     ch->nconns++;
-    return c;
+
+    /* Limits that need no request: the overall cap, and the per-address
+     * cap of a direct client (a proxied one is counted once its
+     * X-Forwarded-For is read). */
+    if (ch->nconns > (size_t)cfg->max_conns) {
+        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        cm_debug("conn_refused", "fd %d: over --max-conns %ld", fd, cfg->max_conns);
+        respond_text(c, 503, "server full: try again later\n", "Retry-After: 5\r\n");
+        return c;
+    }
+    struct gw_addr addr;
+    gw_addr_from_sockaddr(peer, &addr);
+    if (gw_cidrs_match(&cfg->trusted_proxies, &addr)) {
+        c->via_proxy = 1;
+        return c;
+    }
+    return count_address(c, &addr) < 0 ? NULL : c;
 }
 
 void gw_conn_free(struct gw_conn *c)
 {
     struct gw_child *ch = c->child;
     leave_state(c);
+    if (c->ip != NULL)
+        gw_ipcount_release(&ch->ips, c->ip);
     event_del(&c->ev);
     close(c->fd);
     ch->conns[c->fd] = NULL;
@@ -161,44 +225,58 @@ void gw_conn_free(struct gw_conn *c)
 
 /* ---- output ---------------------------------------------------------------- */
 
-/* Writes now when nothing is pending, else queues. No state checks. */
+/* Queues output for the write pass (or the write event, when it is on
+ * already). No state checks. */
 static int queue_buf(struct gw_conn *c, struct gw_buf *buf)
 {
-    struct gw_child *ch = c->child;
-    size_t off = 0;
-    if (c->outq == NULL) {
-        ssize_t w;
-        do
-            w = write(c->fd, buf->data, buf->len);
-        while (w < 0 && errno == EINTR);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            /* The peer is gone; the read event sees it and frees the connection. */
-            shutdown(c->fd, SHUT_RDWR);
-            return -1;
-        }
-        if (w > 0) {
-            gw_metric_add(ch->stats, GW_M_BYTES_OUT, w);
-            off = (size_t)w;
-        }
-        if (off == buf->len)
-            return 0;
-    }
-    if (gw_outq_push(&c->outq, buf, off) < 0) {
+    if (gw_outq_push(&c->outq, buf, 0) < 0) {
         shutdown(c->fd, SHUT_RDWR);
         return -1;
     }
-    set_writing(c, 1);
+    if (c->writing || c->flush_queued)
+        return 0;
+    if (gw_child_defer_write(c->child, c->fd) < 0) {
+        set_writing(c, 1); /* out of memory for the pass list: the write event does it */
+        return 0;
+    }
+    c->flush_queued = 1;
     return 0;
+}
+
+void gw_conn_write_pass(struct gw_conn *c)
+{
+    c->flush_queued = 0;
+    if (c->outq == NULL || c->writing)
+        return;
+    ssize_t w = gw_outq_write(c->outq, c->fd, WRITE_BUDGET);
+    if (w < 0) {
+        /* The peer is gone; the read event sees it and frees the connection. */
+        shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    gw_metric_add(c->child->stats, GW_M_BYTES_OUT, w);
+    if (c->outq->count == 0) {
+        gw_outq_free(c->outq);
+        c->outq = NULL;
+    } else {
+        set_writing(c, 1);
+    }
 }
 
 int gw_conn_send(struct gw_conn *c, struct gw_buf *buf)
 {
     if (c->state != GW_CONN_OPEN)
         return -1;
-    if (c->outq != NULL && c->outq->bytes + buf->len > c->child->cfg->max_queued_bytes) {
+    size_t max = c->child->cfg->max_queued_bytes;
+    /* A burst within one loop pass is not a slow client: write it out first. */
+    if (c->outq != NULL && c->outq->bytes + buf->len > max && c->flush_queued)
+        gw_conn_write_pass(c);
+    if (c->outq != NULL && c->outq->bytes + buf->len > max) {
         gw_metric_add(c->child->stats, GW_M_SLOW_CLOSES, 1);
-        cm_info("slow_client", "session %s:%u queued over %zu bytes: closing with 1013",
-                c->user != NULL ? c->user->name : "?", c->gen, c->child->cfg->max_queued_bytes);
+        char addr[GW_ADDR_TEXT_MAX];
+        cm_info("slow_client", "session %s:%u (client %s) queued over %zu bytes: closing with 1013",
+                c->user != NULL ? c->user->name : "?", c->gen, client_text(c, addr, sizeof(addr)),
+                c->child->cfg->max_queued_bytes);
         gw_conn_close_ws(c, 1013, "output queue full: reconnect and resync");
         return -1;
     }
@@ -383,13 +461,25 @@ static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const c
     gw_handshake_check(req, &ch->hs, cm_now_ms() / 1000, &res);
     if (res.status != 101) {
         gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
-        cm_debug("handshake_refused", "status %d: %s", res.status, res.reason ? res.reason : "");
+        char addr[GW_ADDR_TEXT_MAX];
+        cm_debug("handshake_refused", "client %s: status %d: %s", client_text(c, addr, sizeof(addr)), res.status,
+                 res.reason ? res.reason : "");
         char body[160];
         snprintf(body, sizeof(body), "%s\n", res.reason ? res.reason : gw_http_reason(res.status));
         const char *extra = res.status == 426 ? "Sec-WebSocket-Version: 13\r\n"
                             : res.status == 401 ? "WWW-Authenticate: Bearer\r\n"
                                                 : NULL;
         respond_text(c, res.status, body, extra);
+        return 0;
+    }
+    long max_sessions = ch->cfg->max_sessions_per_user;
+    struct gw_user *known = gw_users_find(ch, res.user, strlen(res.user));
+    if (max_sessions > 0 && known != NULL && known->nsessions >= (uint32_t)max_sessions) {
+        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        char addr[GW_ADDR_TEXT_MAX];
+        cm_info("handshake_refused", "user %s (client %s): over --max-sessions-per-user %ld", res.user,
+                client_text(c, addr, sizeof(addr)), max_sessions);
+        respond_text(c, 429, "too many sessions for this user\n", "Retry-After: 5\r\n");
         return 0;
     }
     char resp[512];
@@ -409,6 +499,7 @@ static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const c
     c->tokens = ch->cfg->rate_limit.burst;
     c->tokens_ms = cm_monotonic_ms();
     c->hello_pending = 1;
+    c->auth_exp_s = res.exp;
     set_state(c, GW_CONN_OPEN);
     if (gw_users_attach(ch, c, res.user) < 0) {
         gw_conn_close_ws(c, 1011, "out of memory");
@@ -452,22 +543,48 @@ static int http_input(struct gw_conn *c, const unsigned char *data, size_t len)
 
     size_t head = gw_http_head_end(h->data, h->len);
     if (head == 0 || head > GW_HTTP_HEAD_MAX) {
-        if (h->len >= GW_HTTP_HEAD_MAX || head > GW_HTTP_HEAD_MAX)
+        /* Refuse as soon as a limit is passed, not when the head ends. */
+        const char *eol = memchr(h->data, '\n', h->len);
+        size_t line = eol ? gw_http_line_len(h->data, (size_t)(eol - h->data)) : h->len;
+        if (line > GW_HTTP_REQUEST_LINE_MAX)
+            respond_text(c, 414, "request line too long\n", NULL);
+        else if (h->len >= GW_HTTP_HEAD_MAX || head > GW_HTTP_HEAD_MAX)
             respond_text(c, 431, "request head too large\n", NULL);
         return 0;
     }
     struct gw_http_request req;
     int status = gw_http_parse(h->data, head, &req);
     if (status != 0) {
-        respond_text(c, status, status == 431 ? "request head too large\n" : "malformed request\n", NULL);
+        respond_text(c, status,
+                     status == 431   ? "request head too large\n"
+                     : status == 414 ? "request line too long\n"
+                                     : "malformed request\n",
+                     NULL);
         return 0;
+    }
+    if (c->via_proxy && c->ip == NULL) {
+        /* A trusted proxy relays many clients: count the one it names. */
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        struct gw_addr peer, client;
+        memset(&ss, 0, sizeof(ss));
+        if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0) {
+            gw_conn_free(c);
+            return -1;
+        }
+        gw_addr_from_sockaddr((struct sockaddr *)&ss, &peer);
+        gw_client_addr(&peer, &ch->cfg->trusted_proxies, &req, &client);
+        int r = count_address(c, &client);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
     }
     if (req.has_body) {
         respond_text(c, 400, "request bodies are not accepted\n", NULL);
         return 0;
     }
-    int known = path_is(&req, "/ws") || path_is(&req, "/") || path_is(&req, "/healthz") ||
-                path_is(&req, "/readyz") || path_is(&req, "/metrics");
+    const struct gw_www_file *file = gw_www_route(&ch->www, req.path, req.path_len);
+    int known = file != NULL || path_is(&req, "/ws") || path_is(&req, "/healthz") || path_is(&req, "/readyz") ||
+                path_is(&req, "/metrics");
     if (!known) {
         gw_metric_add(ch->stats, GW_M_HTTP_REQUESTS, 1);
         respond_text(c, 404, "not found\n", NULL);
@@ -503,11 +620,10 @@ static int http_input(struct gw_conn *c, const unsigned char *data, size_t len)
             respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, tlen, NULL);
             free(text);
         }
-    } else if (ch->index_html != NULL) {
-        respond(c, 200, "text/html; charset=utf-8", ch->index_html, ch->index_len,
-                "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n");
+    } else if (file->data != NULL) {
+        respond(c, 200, file->ctype, file->data, file->len, GW_WWW_HEADERS);
     } else {
-        respond_text(c, 404, "demo page not installed (see --www-dir)\n", NULL);
+        respond_text(c, 404, "browser client not installed (see --www-dir)\n", NULL);
     }
     free(c->http);
     c->http = NULL;
@@ -516,19 +632,48 @@ static int http_input(struct gw_conn *c, const unsigned char *data, size_t len)
 
 /* ---- WebSocket input --------------------------------------------------------- */
 
-static int rate_allows(struct gw_conn *c)
+/* Token bucket: refills at r->per_second up to r->burst; a token_ms of 0
+ * means a bucket never used (full). 1 when a token was taken. */
+static int bucket_take(const struct cm_rate *r, double *tokens, int64_t *tokens_ms, int64_t now)
 {
-    const struct cm_rate *r = &c->child->cfg->rate_limit;
     if (r->per_second <= 0)
         return 1;
-    int64_t now = cm_monotonic_ms();
-    c->tokens += (double)(now - c->tokens_ms) * r->per_second / 1000.0;
-    if (c->tokens > r->burst)
-        c->tokens = r->burst;
-    c->tokens_ms = now;
-    if (c->tokens < 1.0)
+    if (*tokens_ms == 0)
+        *tokens = r->burst;
+    else
+        *tokens += (double)(now - *tokens_ms) * r->per_second / 1000.0;
+    if (*tokens > r->burst)
+        *tokens = r->burst;
+    *tokens_ms = now;
+    if (*tokens < 1.0)
         return 0;
-    c->tokens -= 1.0;
+    *tokens -= 1.0;
+    return 1;
+}
+
+static int rate_allows(struct gw_conn *c)
+{
+    return bucket_take(&c->child->cfg->rate_limit, &c->tokens, &c->tokens_ms, cm_monotonic_ms());
+}
+
+/* The user's bucket, shared by all of the user's sessions on this child:
+ * more sessions do not buy more requests. */
+static int user_rate_allows(struct gw_conn *c)
+{
+    return c->user == NULL ||
+           bucket_take(&c->child->cfg->user_rate_limit, &c->user->tokens, &c->user->tokens_ms, cm_monotonic_ms());
+}
+
+/* 1 when the session's token has expired (exp + leeway passed) at now_ms
+ * (wall clock): the session is closed with 1008. */
+static int token_expired(struct gw_conn *c, int64_t now_ms)
+{
+    if (c->auth_exp_s == 0 || now_ms / 1000 < c->auth_exp_s + c->child->hs.jwt_leeway)
+        return 0;
+    char addr[GW_ADDR_TEXT_MAX];
+    cm_info("token_expired", "session %s:%u (client %s): token expired; closing with 1008",
+            c->user != NULL ? c->user->name : "?", c->gen, client_text(c, addr, sizeof(addr)));
+    gw_conn_close_ws(c, 1008, "token expired: reconnect with a new token");
     return 1;
 }
 
@@ -536,6 +681,9 @@ static void handle_message(struct gw_conn *c, int opcode, const uint8_t *msg, si
 {
     struct gw_child *ch = c->child;
     gw_metric_add(ch->stats, GW_M_FRAMES_IN, 1);
+    int64_t now_ms = cm_now_ms();
+    if (token_expired(c, now_ms))
+        return;
     if (opcode == GW_OP_TEXT && !cm_utf8_valid(msg, len)) {
         gw_conn_close_ws(c, 1007, "text frame is not valid UTF-8");
         return;
@@ -548,11 +696,13 @@ static void handle_message(struct gw_conn *c, int opcode, const uint8_t *msg, si
         return;
     }
     char id[CM_REQ_ID_MAX + 1];
-    if (!rate_allows(c)) {
+    int session_ok = rate_allows(c);
+    if (!session_ok || !user_rate_allows(c)) {
+        const struct cm_rate *r = session_ok ? &ch->cfg->user_rate_limit : &ch->cfg->rate_limit;
         size_t idlen = cm_request_peek_id(enc, (const char *)msg, len, id);
-        char text[96];
-        snprintf(text, sizeof(text), "too many requests: at most %g per second, bursts of %g",
-                 ch->cfg->rate_limit.per_second, ch->cfg->rate_limit.burst);
+        char text[112];
+        snprintf(text, sizeof(text), "too many requests: at most %g per second, bursts of %g, per %s", r->per_second,
+                 r->burst, session_ok ? "user" : "session");
         send_error(c, id, idlen, CM_ERR_RATE_LIMITED, text);
         return;
     }
@@ -565,7 +715,7 @@ static void handle_message(struct gw_conn *c, int opcode, const uint8_t *msg, si
         .session_len = slen,
         .node = ch->node,
         .node_len = strlen(ch->node),
-        .recv_ms = cm_now_ms(),
+        .recv_ms = now_ms,
         .enc = enc,
         .payload = (const char *)msg,
         .payload_len = len,
@@ -584,6 +734,27 @@ static void handle_message(struct gw_conn *c, int opcode, const uint8_t *msg, si
         return;
     }
     gw_metric_add(ch->stats, GW_M_REQUESTS_QUEUED, 1);
+}
+
+/* Every frame that is not a whole data message (a continuation, a ping,
+ * a pong) costs a token too, so floods of tiny fragments or pings cannot
+ * run free; as such a frame has no request id to answer, running out
+ * closes the session with 1008. A data message is charged once, whole, in
+ * handle_message. */
+static void ws_frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
+                              void *user_data)
+{
+    (void)ctx;
+    struct gw_conn *c = user_data;
+    if (c->state != GW_CONN_OPEN || arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME ||
+        arg->opcode == WSLAY_CONNECTION_CLOSE)
+        return;
+    if (!rate_allows(c)) {
+        char addr[GW_ADDR_TEXT_MAX];
+        cm_info("rate_limited", "session %s:%u (client %s): too many control or continuation frames; closing with 1008",
+                c->user != NULL ? c->user->name : "?", c->gen, client_text(c, addr, sizeof(addr)));
+        gw_conn_close_ws(c, 1008, "too many frames");
+    }
 }
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user_data)
@@ -631,6 +802,7 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 static const struct wslay_event_callbacks ws_callbacks = {
     .recv_callback = ws_recv_cb,
     .send_callback = ws_send_cb,
+    .on_frame_recv_start_callback = ws_frame_start_cb,
     .on_msg_recv_callback = ws_msg_cb,
 };
 
@@ -728,5 +900,9 @@ void gw_conn_heartbeat(struct gw_conn *c, int64_t now_ms)
         gw_conn_close_ws(c, 1001, "heartbeat timeout");
         return;
     }
+    /* An idle session's token is checked here, once per heartbeat period;
+     * a request is checked as it arrives (handle_message). */
+    if (c->auth_exp_s != 0 && token_expired(c, cm_now_ms()))
+        return;
     gw_conn_send(c, c->child->ping);
 }

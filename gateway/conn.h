@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <sys/socket.h>
 
 #include "gateway/outq.h"
 
@@ -23,6 +24,7 @@ struct gw_child;
 struct gw_user;
 struct gw_conn_io;
 struct gw_http_buf;
+struct gw_ipcount_entry;
 
 enum gw_conn_state { GW_CONN_HTTP = 0, GW_CONN_OPEN, GW_CONN_CLOSING };
 
@@ -36,6 +38,8 @@ struct gw_conn {
     uint8_t close_now;            /* CLOSING: close the socket once output is flushed */
     uint8_t writing;              /* EV_WRITE is part of the event */
     uint8_t wr_shut;              /* CLOSING: SHUT_WR done */
+    uint8_t flush_queued;         /* output waits for the child's write pass */
+    uint8_t via_proxy;            /* the peer is a trusted proxy: the client is in X-Forwarded-For */
     uint16_t close_code;          /* the close code sent, for logs */
     struct event ev;
     struct gw_child *child;
@@ -48,15 +52,27 @@ struct gw_conn {
     int64_t last_seen_ms;         /* last byte received */
     double tokens;                /* rate limit bucket */
     int64_t tokens_ms;
+    struct gw_ipcount_entry *ip;  /* this connection's count under --max-conns-per-ip; NULL: not counted */
+    int64_t auth_exp_s;           /* OPEN with auth jwt: the token's exp (epoch seconds); 0: none */
 };
 
-/* Takes an accepted, non-blocking socket. NULL (socket closed) when out of memory. */
-struct gw_conn *gw_conn_new(struct gw_child *child, int fd);
+/* The child's write pass (see gw_conn_send): writes what the connection
+ * queued during this loop pass. */
+void gw_conn_write_pass(struct gw_conn *c);
 
-/* Queues a shared buffer (a frame) to the connection: written at once when
- * nothing is pending, else appended to its queue. Past --max-queued-bytes
- * the session is closed with 1013. Returns 0, or -1 when the connection
- * is closing or was closed for it. */
+/* Takes an accepted, non-blocking socket and accept()'s peer address.
+ * Over --max-conns, or --max-conns-per-ip for a peer that is not a trusted
+ * proxy, the connection is answered 503 and closed (far over --max-conns it
+ * is closed without an answer). NULL (socket closed) when out of memory or
+ * closed at once. */
+struct gw_conn *gw_conn_new(struct gw_child *child, int fd, const struct sockaddr *peer);
+
+/* Queues a shared buffer (a frame) to the connection. Output is written by
+ * the child's write pass at the end of the current loop pass (every frame
+ * queued to a socket in that pass goes out in one writev), or by the write
+ * event while the socket is full. Past --max-queued-bytes the session is
+ * closed with 1013. Returns 0, or -1 when the connection is closing or was
+ * closed for it. */
 int gw_conn_send(struct gw_conn *c, struct gw_buf *buf);
 
 /* Queues a close frame with code and reason and moves to CLOSING. */
@@ -86,7 +102,8 @@ size_t gw_conn_session_id(const struct gw_conn *c, char *out, size_t outlen);
 /* Per-second housekeeping: handshake and close deadlines. */
 void gw_conn_check_deadline(struct gw_conn *c, int64_t now_ms);
 
-/* Heartbeat visit: ping, or drop a session silent for two periods. */
+/* Heartbeat visit: ping, or drop a session silent for two periods, or
+ * close with 1008 one whose token has expired. */
 void gw_conn_heartbeat(struct gw_conn *c, int64_t now_ms);
 
 #endif

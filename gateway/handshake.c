@@ -250,8 +250,15 @@ void gw_handshake_check(const struct gw_http_request *req, const struct gw_hands
             fail(res, 401, "malformed token");
             return;
         }
-        jr = cm_jwt_verify(tok, (size_t)n, cfg->jwt_key, cfg->jwt_key_len, now_s, cfg->jwt_leeway, res->user,
-                           &exp);
+        struct cm_jwt_rules rules = {
+            .keys = {cfg->jwt_key, cfg->jwt_key2},
+            .key_lens = {cfg->jwt_key_len, cfg->jwt_key2_len},
+            .nkeys = cfg->jwt_key2 != NULL && cfg->jwt_key2_len > 0 ? 2 : 1,
+            .leeway = cfg->jwt_leeway,
+            .audience = cfg->jwt_audience,
+            .issuer = cfg->jwt_issuer,
+        };
+        jr = cm_jwt_check(tok, (size_t)n, &rules, now_s, res->user, &exp);
         if (jr == CM_JWT_BAD_SUB) {
             res->user[0] = '\0';
             fail(res, 400, "bad user id");
@@ -268,6 +275,7 @@ void gw_handshake_check(const struct gw_http_request *req, const struct gw_hands
             fail(res, 400, "bad user id");
             return;
         }
+        res->exp = exp;
     }
     res->status = 101;
     res->reason = "switching protocols";

@@ -18,7 +18,10 @@ enum gw_auth_mode { GW_AUTH_JWT = 0, GW_AUTH_NONE = 1 };
 struct gw_handshake_config {
     enum gw_auth_mode auth;
     const unsigned char *jwt_key; size_t jwt_key_len;
+    const unsigned char *jwt_key2; size_t jwt_key2_len; /* key rotation: also accepted; NULL: none */
     int64_t jwt_leeway;                  /* seconds of clock skew allowed */
+    const char *jwt_audience;            /* NULL: aud not checked */
+    const char *jwt_issuer;              /* NULL: iss not checked */
     const char *const *allowed_origins;  /* exact matches ("https://chat.example.com"); NULL: any */
     size_t norigins;
 };
@@ -30,6 +33,7 @@ struct gw_handshake_result {
     enum cm_encoding enc;
     const char *subprotocol;   /* to echo in Sec-WebSocket-Protocol; NULL when the client offered none */
     char accept[32];           /* Sec-WebSocket-Accept value */
+    int64_t exp;               /* auth jwt: the token's exp (seconds since the epoch); 0 with auth none */
 };
 
 /* Checks a parsed request for /ws, in this order:
@@ -42,8 +46,9 @@ struct gw_handshake_result {
  *     but none chatmi speaks: 400; no offer: JSON without echo;
  *   auth none: `user` query parameter a valid user id, else 400;
  *   auth jwt: token from "Authorization: Bearer <t>" or the `token` query
- *     parameter; missing, malformed, wrongly signed, expired or not yet valid:
- *     401; a well-formed token whose sub is not a valid user id: 400. */
+ *     parameter; missing, malformed, signed by neither key, expired, not yet
+ *     valid, or failing the configured aud/iss checks: 401; a well-formed
+ *     token whose sub is not a valid user id: 400. */
 void gw_handshake_check(const struct gw_http_request *req, const struct gw_handshake_config *cfg,
                         int64_t now_s, struct gw_handshake_result *res);
 

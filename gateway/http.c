@@ -190,6 +190,11 @@ static int request_line_strict(const struct parse_ctx *c, enum http_method m)
            memcmp(end, " HTTP/", 6) == 0;
 }
 
+size_t gw_http_line_len(const char *line, size_t upto_lf)
+{
+    return upto_lf > 0 && line[upto_lf - 1] == '\r' ? upto_lf - 1 : upto_lf;
+}
+
 size_t gw_http_head_end(const char *buf, size_t len)
 {
     size_t i;
@@ -223,6 +228,11 @@ int gw_http_parse(const char *head, size_t len, struct gw_http_request *req)
         return 431;
     if (len == 0 || gw_http_head_end(head, len) != len)
         return 400;
+    {
+        const char *eol = memchr(head, '\n', len);
+        if (eol != NULL && gw_http_line_len(head, (size_t)(eol - head)) > GW_HTTP_REQUEST_LINE_MAX)
+            return 414;
+    }
 
     memset(&c, 0, sizeof(c));
     c.req = req;

@@ -8,6 +8,9 @@
 
 #define GW_HTTP_HEAD_MAX 8192      /* request line + headers; more: 431 */
 #define GW_HTTP_HEADERS_MAX 64     /* more: 431 */
+/* "GET /ws?token=... HTTP/1.1" longer than this: 414. Room for a token of
+ * CM_JWT_MAX (4096) bytes in the query string. */
+#define GW_HTTP_REQUEST_LINE_MAX 6144
 
 struct gw_http_header {
     const char *name;  size_t name_len;
@@ -28,9 +31,13 @@ struct gw_http_request {
  * LF LF), or 0 when the head is not complete yet. */
 size_t gw_http_head_end(const char *buf, size_t len);
 
+/* Length of a line without its CR, given its length up to the LF. */
+size_t gw_http_line_len(const char *line, size_t upto_lf);
+
 /* Parses one complete head (as delimited by gw_http_head_end).
  * Returns 0; or an HTTP status to answer with: 400 (malformed, bad version,
- * duplicate Host, ...), 431 (too many headers or head too long). */
+ * duplicate Host, ...), 414 (request line over GW_HTTP_REQUEST_LINE_MAX
+ * bytes), 431 (too many headers or head too long). */
 int gw_http_parse(const char *head, size_t len, struct gw_http_request *req);
 
 /* Header lookup, case-insensitive on the name. gw_http_header_next returns

@@ -31,13 +31,28 @@
          "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db]", &(cfg)->redis_url_text},                          \
         {"auth", CM_OPT_ENUM, "jwt", NULL, "jwt|none", 0, 0, 0,                                       \
          "jwt, or none (development only: identity from ?user=)", &(cfg)->auth},                     \
-        {"jwt-secret", CM_OPT_STRING, NULL, NULL, NULL, 0, 0, 1, "HS256 key", &(cfg)->jwt_secret},    \
+        {"jwt-secret", CM_OPT_STRING, NULL, NULL, NULL, 0, 0, 1,                                      \
+         "HS256 key; \"new,old\" accepts two during a rotation", &(cfg)->jwt_secret},                \
         {"jwt-secret-file", CM_OPT_STRING, NULL, NULL, NULL, 0, 0, 0,                                 \
-         "file holding the HS256 key (a trailing newline is ignored)", &(cfg)->jwt_secret_file},     \
+         "file holding the HS256 key, or two keys one per line (rotation)", &(cfg)->jwt_secret_file},\
         {"jwt-leeway", CM_OPT_SECONDS, "0", NULL, NULL, 0, 300, 0,                                    \
          "clock skew allowed on exp and nbf", &(cfg)->jwt_leeway},                                   \
+        {"jwt-audience", CM_OPT_STRING, NULL, "not checked", NULL, 0, 0, 0,                          \
+         "tokens must name this in aud", &(cfg)->jwt_audience},                                      \
+        {"jwt-issuer", CM_OPT_STRING, NULL, "not checked", NULL, 0, 0, 0,                            \
+         "tokens must have this iss", &(cfg)->jwt_issuer},                                           \
         {"allowed-origins", CM_OPT_STRING, NULL, "any", NULL, 0, 0, 0,                                \
          "comma list of browser origins allowed to connect", &(cfg)->allowed_origins_text},          \
+        {"trusted-proxies", CM_OPT_STRING, NULL, "none", NULL, 0, 0, 0,                               \
+         "comma list of CIDRs whose X-Forwarded-For is believed", &(cfg)->trusted_proxies_text},     \
+        {"max-conns", CM_OPT_INT, "50000", NULL, NULL, 1, 10000000, 0,                                \
+         "connections per child; more get 503", &(cfg)->max_conns},                                  \
+        {"max-conns-per-ip", CM_OPT_INT, "256", NULL, NULL, 0, 10000000, 0,                           \
+         "connections per client address (IPv6: per /64) per child; more get 503; 0 turns it off",  \
+         &(cfg)->max_conns_per_ip},                                                                  \
+        {"max-sessions-per-user", CM_OPT_INT, "32", NULL, NULL, 0, 1000000, 0,                        \
+         "WebSocket sessions of one user per child; more get 429; 0 turns it off",          \
+         &(cfg)->max_sessions_per_user},                                                             \
         {"log-format", CM_OPT_ENUM, "text", NULL, "text|json", 0, 0, 0,                               \
          "text, or json (one object a line)", &(cfg)->log_format},                                   \
         {"log-level", CM_OPT_STRING, "info", NULL, NULL, 0, 0, 0,                                     \
@@ -46,6 +61,9 @@
          "largest WebSocket message accepted (close 1009 above)", &(cfg)->max_message_bytes},        \
         {"rate-limit", CM_OPT_RATE, "20/40", NULL, NULL, 0, 0, 0,                                     \
          "requests per second per session / burst; 0 turns it off", &(cfg)->rate_limit},            \
+        {"user-rate-limit", CM_OPT_RATE, "50/100", NULL, NULL, 0, 0, 0,                               \
+         "requests per second per user (all sessions on one child) / burst; 0 turns it off",        \
+         &(cfg)->user_rate_limit},                                                                   \
         {"max-queued-bytes", CM_OPT_BYTES, "1MiB", NULL, NULL, 1024, 1073741824, 0,                   \
          "outbound bytes queued for one slow client (close 1013 above)", &(cfg)->max_queued_bytes},  \
         {"handshake-timeout", CM_OPT_SECONDS, "10", NULL, NULL, 0.1, 300, 0,                          \
@@ -103,6 +121,42 @@ fail:
     close(fd);
     free(buf);
     return -1;
+}
+
+/* One key, or two separated by sep (a rotation: the new key and the old
+ * one, both accepted). A CR before a newline separator is dropped, so a file
+ * written on Windows works. */
+static int split_keys(struct gw_config *cfg, const unsigned char *text, size_t len, char sep, const char *opt,
+                      char *err, size_t errlen)
+{
+    const unsigned char *cut = memchr(text, sep, len);
+    size_t l1 = cut ? (size_t)(cut - text) : len;
+    size_t l2 = cut ? len - l1 - 1 : 0;
+    const unsigned char *k2 = cut ? cut + 1 : NULL;
+
+    if (sep == '\n' && l1 > 0 && text[l1 - 1] == '\r')
+        l1--;
+    if (k2 != NULL && memchr(k2, sep, l2) != NULL) {
+        snprintf(err, errlen, "%s: at most two keys (the new one and the old one)", opt);
+        return -1;
+    }
+    if (l1 == 0 || (cut != NULL && l2 == 0)) {
+        snprintf(err, errlen, "%s: empty key", opt);
+        return -1;
+    }
+    cfg->jwt_key = malloc(l1);
+    cfg->jwt_key2 = l2 ? malloc(l2) : NULL;
+    if (cfg->jwt_key == NULL || (l2 && cfg->jwt_key2 == NULL)) {
+        snprintf(err, errlen, "%s: out of memory", opt);
+        return -1;
+    }
+    memcpy(cfg->jwt_key, text, l1);
+    cfg->jwt_key_len = l1;
+    if (l2) {
+        memcpy(cfg->jwt_key2, k2, l2);
+        cfg->jwt_key2_len = l2;
+    }
+    return 0;
 }
 
 static int split_origins(struct gw_config *cfg, char *err, size_t errlen)
@@ -182,25 +236,44 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size
         snprintf(err, errlen, "--log-level: expected debug, info, warn or error, got \"%s\"", cfg->log_level_text);
         return GW_CONFIG_ERROR;
     }
+    {
+        char inner[200];
+        if (gw_cidrs_parse(cfg->trusted_proxies_text, &cfg->trusted_proxies, inner, sizeof(inner)) < 0) {
+            snprintf(err, errlen, "--trusted-proxies: %s", inner);
+            return GW_CONFIG_ERROR;
+        }
+    }
     if (cfg->jwt_secret != NULL && cfg->jwt_secret_file != NULL) {
         snprintf(err, errlen, "--jwt-secret and --jwt-secret-file: give only one");
         return GW_CONFIG_ERROR;
     }
     if (cfg->auth == GW_AUTH_JWT) {
         if (cfg->jwt_secret_file != NULL) {
-            if (read_secret_file(cfg->jwt_secret_file, &cfg->jwt_key, &cfg->jwt_key_len, err, errlen) < 0)
+            unsigned char *buf;
+            size_t len;
+            if (read_secret_file(cfg->jwt_secret_file, &buf, &len, err, errlen) < 0)
+                return GW_CONFIG_ERROR;
+            int rc = split_keys(cfg, buf, len, '\n', "--jwt-secret-file", err, errlen);
+            explicit_bzero(buf, len);
+            free(buf);
+            if (rc < 0)
                 return GW_CONFIG_ERROR;
         } else if (cfg->jwt_secret != NULL && cfg->jwt_secret[0] != '\0') {
-            cfg->jwt_key_len = strlen(cfg->jwt_secret);
-            cfg->jwt_key = (unsigned char *)strdup(cfg->jwt_secret);
-            if (cfg->jwt_key == NULL) {
-                snprintf(err, errlen, "--jwt-secret: out of memory");
+            if (split_keys(cfg, (const unsigned char *)cfg->jwt_secret, strlen(cfg->jwt_secret), ',', "--jwt-secret",
+                           err, errlen) < 0)
                 return GW_CONFIG_ERROR;
-            }
         } else {
             snprintf(err, errlen, "--auth jwt needs --jwt-secret or --jwt-secret-file (or --auth none for development)");
             return GW_CONFIG_ERROR;
         }
+    }
+    if (cfg->jwt_audience != NULL && cfg->jwt_audience[0] == '\0') {
+        snprintf(err, errlen, "--jwt-audience: empty");
+        return GW_CONFIG_ERROR;
+    }
+    if (cfg->jwt_issuer != NULL && cfg->jwt_issuer[0] == '\0') {
+        snprintf(err, errlen, "--jwt-issuer: empty");
+        return GW_CONFIG_ERROR;
     }
     if (split_origins(cfg, err, errlen) < 0)
         return GW_CONFIG_ERROR;
@@ -220,7 +293,11 @@ void gw_config_handshake(const struct gw_config *cfg, struct gw_handshake_config
     hs->auth = (enum gw_auth_mode)cfg->auth;
     hs->jwt_key = cfg->jwt_key;
     hs->jwt_key_len = cfg->jwt_key_len;
+    hs->jwt_key2 = cfg->jwt_key2;
+    hs->jwt_key2_len = cfg->jwt_key2_len;
     hs->jwt_leeway = (int64_t)cfg->jwt_leeway;
+    hs->jwt_audience = cfg->jwt_audience;
+    hs->jwt_issuer = cfg->jwt_issuer;
     hs->allowed_origins = (const char *const *)cfg->origins;
     hs->norigins = cfg->norigins;
 }
@@ -233,6 +310,11 @@ void gw_config_free(struct gw_config *cfg)
         explicit_bzero(cfg->jwt_key, cfg->jwt_key_len);
         free(cfg->jwt_key);
     }
+    if (cfg->jwt_key2 != NULL) {
+        explicit_bzero(cfg->jwt_key2, cfg->jwt_key2_len);
+        free(cfg->jwt_key2);
+    }
+    gw_cidrs_free(&cfg->trusted_proxies);
     for (size_t i = 0; i < cfg->norigins; i++)
         free(cfg->origins[i]);
     free(cfg->origins);

@@ -8,6 +8,7 @@
 #include "common/net.h"
 #include "common/opt.h"
 #include "common/redis_url.h"
+#include "gateway/clientip.h"
 #include "gateway/handshake.h"
 
 struct gw_config {
@@ -19,11 +20,18 @@ struct gw_config {
     char *jwt_secret;
     char *jwt_secret_file;
     double jwt_leeway;
+    char *jwt_audience;
+    char *jwt_issuer;
     char *allowed_origins_text;
+    char *trusted_proxies_text;
+    long max_conns;           /* per child */
+    long max_conns_per_ip;    /* per child; 0: off */
+    long max_sessions_per_user; /* per child; 0: off */
     int log_format;           /* enum cm_log_format */
     char *log_level_text;
     size_t max_message_bytes;
     struct cm_rate rate_limit;
+    struct cm_rate user_rate_limit; /* per user per child */
     size_t max_queued_bytes;
     double handshake_timeout;
     double heartbeat;
@@ -37,6 +45,9 @@ struct gw_config {
     struct cm_redis_url redis;
     unsigned char *jwt_key;   /* from --jwt-secret or the file; NULL with auth none */
     size_t jwt_key_len;
+    unsigned char *jwt_key2;  /* the second key of a rotation; NULL when only one is given */
+    size_t jwt_key2_len;
+    struct gw_cidrs trusted_proxies;
     char **origins;           /* split --allowed-origins */
     size_t norigins;
 };

@@ -516,21 +516,32 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *kind = r->element[0], *chan = r->element[1];
     if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING)
         return;
-    const char *user;
-    size_t ulen;
-    if (!cm_key_channel_user(chan->str, chan->len, &user, &ulen))
+    const char *name;
+    size_t nlen;
+    int message = strcmp(kind->str, "message") == 0;
+    const redisReply *payload = r->element[2];
+    if (message && payload->type != REDIS_REPLY_STRING)
         return;
-    struct gw_user *u = gw_users_find(ch, user, ulen);
-    if (u == NULL)
-        return;
-    if (strcmp(kind->str, "message") == 0) {
-        redisReply *payload = r->element[2];
-        if (payload->type == REDIS_REPLY_STRING)
+    if (cm_key_channel_user(chan->str, chan->len, &name, &nlen)) {
+        struct gw_user *u = gw_users_find(ch, name, nlen);
+        if (u == NULL)
+            return;
+        if (message)
             gw_child_deliver(ch, u, payload->str, payload->len);
-    } else if (strcmp(kind->str, "subscribe") == 0) {
-        gw_users_on_subscribed(ch, u);
-    } else if (strcmp(kind->str, "unsubscribe") == 0) {
-        gw_users_on_unsubscribed(ch, u);
+        else if (strcmp(kind->str, "subscribe") == 0)
+            gw_users_on_subscribed(ch, u);
+        else if (strcmp(kind->str, "unsubscribe") == 0)
+            gw_users_on_unsubscribed(ch, u);
+    } else if (cm_key_channel_room(chan->str, chan->len, &name, &nlen)) {
+        struct gw_room *room = gw_rooms_find(ch, name, nlen);
+        if (room == NULL)
+            return;
+        if (message)
+            gw_rooms_deliver(ch, room, payload->str, payload->len);
+        else if (strcmp(kind->str, "subscribe") == 0)
+            gw_rooms_on_subscribed(ch, room);
+        else if (strcmp(kind->str, "unsubscribe") == 0)
+            gw_rooms_on_unsubscribed(ch, room);
     }
 }
 
@@ -592,4 +603,141 @@ void gw_redis_heartbeat(struct gw_child *ch)
     char key[CM_KEY_MAX];
     cm_key_node_alive(key, ch->node);
     redisAsyncCommand(ch->redis.cmd, on_ignore, NULL, "SET %s 1 EX %d", key, NODE_TTL_S);
+}
+
+int gw_redis_subscribe_rooms(struct gw_child *ch, const char *const *convs, const size_t *lens, size_t n)
+{
+    struct gw_redis *r = &ch->redis;
+    if (!r->sub_up || !r->cmd_up)
+        return -1;
+    const char **argv = malloc((n + 1) * sizeof(*argv));
+    size_t *argvlen = malloc((n + 1) * sizeof(*argvlen));
+    char *names = malloc(n * CM_KEY_MAX);
+    int rc = -1;
+    if (argv != NULL && argvlen != NULL && names != NULL) {
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = 9;
+        for (size_t i = 0; i < n; i++) {
+            argvlen[i + 1] = cm_key_conv_channel(names + i * CM_KEY_MAX, convs[i], lens[i]);
+            argv[i + 1] = names + i * CM_KEY_MAX;
+        }
+        rc = redisAsyncCommandArgv(r->sub, on_sub_reply, NULL, (int)(n + 1), argv, argvlen) == REDIS_OK ? 0 : -1;
+    }
+    free(argv);
+    free(argvlen);
+    free(names);
+    return rc;
+}
+
+int gw_redis_unsubscribe_room(struct gw_child *ch, const char *conv, size_t len)
+{
+    struct gw_redis *r = &ch->redis;
+    if (!r->sub_up)
+        return -1;
+    char chan[CM_KEY_MAX];
+    size_t clen = cm_key_conv_channel(chan, conv, len);
+    return redisAsyncCommand(r->sub, on_sub_reply, NULL, "UNSUBSCRIBE %b", chan, clen) == REDIS_OK ? 0 : -1;
+}
+
+/* What a read on the command link is for, until its answer. */
+struct read_for {
+    uint32_t id;
+    uint8_t len;
+    char name[CM_CONV_MAX + 1];
+};
+
+static struct read_for *read_for_new(const char *name, size_t len, uint32_t id)
+{
+    struct read_for *f = malloc(sizeof(*f));
+    if (f == NULL || len > CM_CONV_MAX) {
+        free(f);
+        return NULL;
+    }
+    f->id = id;
+    f->len = (uint8_t)len;
+    memcpy(f->name, name, len);
+    f->name[len] = '\0';
+    return f;
+}
+
+static void on_rooms(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *rep = reply;
+    struct read_for *f = priv;
+    struct gw_child *ch = ac->data;
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep != NULL && (ac != ch->redis.cmd || !failover_reply(ch, rep)))
+            cm_warn("redis_error", "reading %s's rooms: %s", f->name,
+                    rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        gw_rooms_on_loaded(ch, f->name, f->len, f->id, NULL, NULL, 0);
+        free(f);
+        return;
+    }
+    const char **members = malloc((rep->elements + 1) * sizeof(*members));
+    size_t *lens = malloc((rep->elements + 1) * sizeof(*lens));
+    size_t n = 0;
+    for (size_t i = 0; members != NULL && lens != NULL && i < rep->elements; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_STRING) {
+            members[n] = rep->element[i]->str;
+            lens[n++] = rep->element[i]->len;
+        }
+    }
+    if (members != NULL && lens != NULL)
+        gw_rooms_on_loaded(ch, f->name, f->len, f->id, members, lens, n);
+    else
+        gw_rooms_on_loaded(ch, f->name, f->len, f->id, NULL, NULL, 0);
+    free(members);
+    free(lens);
+    free(f);
+}
+
+int gw_redis_load_rooms(struct gw_child *ch, const char *user, size_t len, uint32_t id)
+{
+    struct gw_redis *r = &ch->redis;
+    if (!r->cmd_up || r->drop_pending)
+        return -1;
+    struct read_for *f = read_for_new(user, len, id);
+    if (f == NULL)
+        return -1;
+    char key[CM_KEY_MAX];
+    cm_key_user(key, f->name, "rooms");
+    if (redisAsyncCommand(r->cmd, on_rooms, f, "SMEMBERS %s", key) != REDIS_OK) {
+        free(f);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_room_seq(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *rep = reply;
+    struct read_for *f = priv;
+    struct gw_child *ch = ac->data;
+    long long value = -1;
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING)
+        value = strtoll(rep->str, NULL, 10);
+    else if (rep != NULL && rep->type == REDIS_REPLY_NIL)
+        value = 0;
+    else if (rep != NULL && (ac != ch->redis.cmd || !failover_reply(ch, rep)))
+        cm_warn("redis_error", "reading the seq of %s: %s", f->name,
+                rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    gw_rooms_on_seq(ch, f->name, f->len, value);
+    free(f);
+}
+
+int gw_redis_room_seq(struct gw_child *ch, const char *conv, size_t len)
+{
+    struct gw_redis *r = &ch->redis;
+    if (!r->cmd_up || r->drop_pending)
+        return -1;
+    struct read_for *f = read_for_new(conv, len, 0);
+    if (f == NULL)
+        return -1;
+    char key[CM_KEY_MAX];
+    cm_key_conv(key, f->name, "seq");
+    if (redisAsyncCommand(r->cmd, on_room_seq, f, "GET %s", key) != REDIS_OK) {
+        free(f);
+        return -1;
+    }
+    return 0;
 }

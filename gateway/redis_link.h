@@ -84,6 +84,17 @@ int gw_redis_push(struct gw_child *ch, const char *data, size_t len, const struc
 int gw_redis_subscribe(struct gw_child *ch, const char *const *users, const size_t *lens, size_t n);
 int gw_redis_unsubscribe(struct gw_child *ch, const char *user, size_t len);
 
+/* The same for room channels (rooms.h): SUBSCRIBE of many rooms in one
+ * command, UNSUBSCRIBE of one. 0, or -1 when the links are not up. */
+int gw_redis_subscribe_rooms(struct gw_child *ch, const char *const *convs, const size_t *lens, size_t n);
+int gw_redis_unsubscribe_room(struct gw_child *ch, const char *conv, size_t len);
+
+/* Reads the user's rooms set; the answer goes to gw_rooms_on_loaded with
+ * id. And reads a room's seq for gw_rooms_on_seq. 0, or -1 when the command
+ * link is not up (no callback then). */
+int gw_redis_load_rooms(struct gw_child *ch, const char *user, size_t len, uint32_t id);
+int gw_redis_room_seq(struct gw_child *ch, const char *conv, size_t len);
+
 /* SET the node's alive key (every few seconds). */
 void gw_redis_heartbeat(struct gw_child *ch);
 

@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "gateway/child.h"
+#include "gateway/rooms.h"
 
 #define SUBSCRIBE_BATCH_MAX 512
 
@@ -21,8 +22,34 @@ struct gw_user *gw_users_find(struct gw_child *ch, const char *name, size_t len)
 
 static void user_free(struct gw_child *ch, struct gw_user *u)
 {
+    gw_rooms_drop_user(ch, u);
     HASH_DEL(ch->users.table, u);
     free(u);
+}
+
+int gw_users_ready(const struct gw_user *u)
+{
+    if (u->state != GW_SUB_SUBSCRIBED || u->rooms_state != GW_ROOMS_LOADED)
+        return 0;
+    for (uint16_t k = 0; k < u->nrooms; k++)
+        if (u->rooms[k]->state != GW_SUB_SUBSCRIBED)
+            return 0;
+    return 1;
+}
+
+void gw_users_check_ready(struct gw_child *ch, struct gw_user *u)
+{
+    (void)ch;
+    if (!gw_users_ready(u))
+        return;
+    struct gw_conn *next;
+    for (struct gw_conn *c = u->sessions; c != NULL; c = next) {
+        next = c->next;
+        if (c->hello_pending)
+            gw_conn_send_hello(c);
+        else if (c->resync_pending)
+            gw_conn_send_resync(c);
+    }
 }
 
 static int queue(struct gw_child *ch, struct gw_user *u)
@@ -63,7 +90,9 @@ int gw_users_attach(struct gw_child *ch, struct gw_conn *c, const char *name)
     u->nsessions++;
     switch (u->state) {
     case GW_SUB_SUBSCRIBED:
-        gw_conn_send_hello(c);
+        if (u->rooms_state == GW_ROOMS_NONE && gw_redis_ready(ch))
+            gw_rooms_load(ch, u); /* an earlier read was lost with the command link */
+        gw_users_check_ready(ch, u);
         break;
     case GW_SUB_NONE:
         /* With the link down the session waits; link_up queues everyone. */
@@ -92,6 +121,7 @@ void gw_users_detach(struct gw_child *ch, struct gw_conn *c)
     u->nsessions--;
     if (u->nsessions > 0)
         return;
+    gw_rooms_drop_user(ch, u);
     switch (u->state) {
     case GW_SUB_SUBSCRIBED:
         if (gw_redis_unsubscribe(ch, u->name, u->name_len) == 0) {
@@ -151,14 +181,8 @@ void gw_users_on_subscribed(struct gw_child *ch, struct gw_user *u)
             u->state = GW_SUB_UNSUBSCRIBING;
         return;
     }
-    struct gw_conn *next;
-    for (struct gw_conn *c = u->sessions; c != NULL; c = next) {
-        next = c->next;
-        if (c->hello_pending)
-            gw_conn_send_hello(c);
-        else if (c->resync_pending)
-            gw_conn_send_resync(c);
-    }
+    /* Only now: a join or leave after this read arrives on the channel. */
+    gw_rooms_load(ch, u);
 }
 
 void gw_users_on_unsubscribed(struct gw_child *ch, struct gw_user *u)
@@ -177,6 +201,7 @@ void gw_users_on_unsubscribed(struct gw_child *ch, struct gw_user *u)
 
 void gw_users_link_down(struct gw_child *ch)
 {
+    gw_rooms_link_down(ch);
     struct gw_user *u, *tmp;
     HASH_ITER(hh, ch->users.table, u, tmp) {
         u->state = GW_SUB_NONE;
@@ -201,7 +226,10 @@ void gw_users_link_up(struct gw_child *ch)
     HASH_ITER(hh, ch->users.table, u, tmp) {
         if (u->state == GW_SUB_NONE && queue(ch, u) < 0)
             cm_error("subscribe_failed", "out of memory queueing %s", u->name);
+        else if (u->state == GW_SUB_SUBSCRIBED && u->nsessions > 0 && u->rooms_state == GW_ROOMS_NONE)
+            gw_rooms_load(ch, u); /* the command link was lost with the read */
     }
+    gw_rooms_link_up(ch);
 }
 
 void gw_users_free_all(struct gw_child *ch)
@@ -209,6 +237,7 @@ void gw_users_free_all(struct gw_child *ch)
     struct gw_user *u, *tmp;
     HASH_ITER(hh, ch->users.table, u, tmp) {
         HASH_DEL(ch->users.table, u);
+        free(u->rooms);
         free(u);
     }
     free(ch->users.queued);

@@ -6,7 +6,8 @@
  * time per channel, because hiredis keeps one callback per channel and an
  * overlapping UNSUBSCRIBE reply would drop a new SUBSCRIBE's callback):
  *   NONE --first session--> QUEUED --batch flushed--> SUBSCRIBING
- *   SUBSCRIBING --confirmed--> SUBSCRIBED (hello to waiting sessions)
+ *   SUBSCRIBING --confirmed--> SUBSCRIBED (rooms read; hello to waiting
+ *                              sessions once every room channel is subscribed too)
  *   SUBSCRIBED --last session gone--> UNSUBSCRIBING --confirmed--> freed,
  *                                     or QUEUED again if a session came back
  *   any --Redis subscription link lost--> NONE (freed if it has no session)
@@ -27,11 +28,24 @@ struct gw_conn;
 
 enum gw_sub_state { GW_SUB_NONE = 0, GW_SUB_QUEUED, GW_SUB_SUBSCRIBING, GW_SUB_SUBSCRIBED, GW_SUB_UNSUBSCRIBING };
 
+/* Whether the user's rooms (rooms.h) are known: read once its channel is
+ * subscribed. */
+enum gw_rooms_state { GW_ROOMS_NONE = 0, GW_ROOMS_LOADING, GW_ROOMS_LOADED };
+
+struct gw_room;
+
 struct gw_user {
     UT_hash_handle hh;
     struct gw_conn *sessions;  /* doubly linked through gw_conn.prev/next */
+    struct gw_room **rooms;    /* rooms the user is a member of (rooms.c) */
     uint32_t nsessions;
+    uint32_t load_id;          /* the rooms read in flight */
+    uint16_t nrooms, rooms_cap;
+    double tokens;             /* --user-rate-limit bucket (conn.c); tokens_ms 0: full */
+    int64_t tokens_ms;
     uint8_t state;             /* enum gw_sub_state */
+    uint8_t rooms_state;       /* enum gw_rooms_state */
+    uint8_t rooms_reload;      /* a membership change arrived during the read */
     uint8_t name_len;
     char name[CM_USER_MAX + 1];
 };
@@ -55,6 +69,12 @@ struct gw_user *gw_users_find(struct gw_child *ch, const char *name, size_t len)
 
 /* Sends the queued SUBSCRIBE batch (many channels per command). */
 void gw_users_flush(struct gw_child *ch);
+
+/* Whether the user's sessions may get their hello: its channel and every
+ * room channel of the user are subscribed. */
+int gw_users_ready(const struct gw_user *u);
+/* Sends hello (or resync) to the sessions waiting for it, once ready. */
+void gw_users_check_ready(struct gw_child *ch, struct gw_user *u);
 
 /* Subscription replies from Redis for a user's channel. */
 void gw_users_on_subscribed(struct gw_child *ch, struct gw_user *u);

@@ -8,6 +8,8 @@
 # Needs root, or sudo.
 set -euo pipefail
 
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
 PACKAGES=(
     # build
     build-essential autoconf automake libtool pkg-config
@@ -24,6 +26,12 @@ PACKAGES=(
     # deployment checks (tests/deploy, the topology test): validators of
     # docker/, ecs/ and systemd/; dockerfile-utils comes from npm, below
     systemd shellcheck haproxy docker-compose python3-botocore python3-yaml strace
+    # browser tests (tests/browser): Chromium, and node for playwright-core,
+    # which comes from npm, below (npm: with NodeSource's nodejs, or Debian's)
+    chromium nodejs
+    # the Redis TLS test (tests/integration/test_redis_security.c): stunnel's
+    # client mode in front of redis-server's tls-port; openssl makes its CA
+    stunnel4 openssl
 )
 
 # valgrind needs its Recommends on Debian (libc6-dbg comes as a Depends, gdb
@@ -46,8 +54,21 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
     exit 1
 fi
 
+# playwright-core for the browser tests, at the version tests/browser's
+# package-lock.json pins, in tests/browser/node_modules (where chat.sh looks).
+# It downloads no browser (the tests drive Debian's chromium), so once it is
+# there the tests need no network.
+BROWSER_DIR=$ROOT/tests/browser
+browser_modules_ok() {
+    local want have
+    command -v node >/dev/null 2>&1 || return 1
+    want=$(cd "$BROWSER_DIR" && node -p "require('./package-lock.json').packages['node_modules/playwright-core'].version" 2>/dev/null) || return 1
+    have=$(cd "$BROWSER_DIR" && node -p "require('./node_modules/playwright-core/package.json').version" 2>/dev/null) || return 1
+    [ -n "$want" ] && [ "$want" = "$have" ]
+}
+
 mapfile -t missing < <(missing_packages)
-if [ "${#missing[@]}" -eq 0 ] && [ "${FORCE:-0}" != 1 ]; then
+if [ "${#missing[@]}" -eq 0 ] && [ "${FORCE:-0}" != 1 ] && browser_modules_ok; then
     echo "install-deps.sh: all ${#PACKAGES[@]} packages are installed"
     exit 0
 fi
@@ -124,6 +145,33 @@ if ! command -v dockerfile-utils >/dev/null 2>&1 || [ "${FORCE:-0}" = 1 ]; then
             echo "install-deps.sh: warning: npm failed, but dockerfile-utils is installed; continuing" >&2
         else
             echo "install-deps.sh: could not install $DOCKERFILE_UTILS from npm (tests/deploy/check-docker.sh needs it)" >&2
+            exit 1
+        fi
+    fi
+fi
+
+# playwright-core (see browser_modules_ok above), retried like dockerfile-utils.
+install_browser_modules() {
+    local i
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install-deps.sh: npm is missing; installing Debian's nodejs and npm"
+        "${APT[@]}" install --no-install-recommends nodejs npm || return 1
+    fi
+    for i in 1 2 3; do
+        if (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund); then
+            return 0
+        fi
+        echo "install-deps.sh: npm ci in tests/browser failed (attempt $i of 3)" >&2
+        sleep $((i * 5))
+    done
+    return 1
+}
+if ! browser_modules_ok || [ "${FORCE:-0}" = 1 ]; then
+    if ! install_browser_modules || ! browser_modules_ok; then
+        if browser_modules_ok; then
+            echo "install-deps.sh: warning: npm ci failed, but playwright-core is installed; continuing" >&2
+        else
+            echo "install-deps.sh: could not install playwright-core in tests/browser (the browser tests need it)" >&2
             exit 1
         fi
     fi

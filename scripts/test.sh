@@ -11,15 +11,17 @@
 #
 # `make check` includes tests/deploy: docker/, ecs/ and systemd/ through real
 # validators (systemd-analyze, shellcheck, dockerfile-utils, docker-compose,
-# haproxy, botocore, strace) and HAProxy in front of two gateways.
+# haproxy, botocore, strace) and HAProxy in front of two gateways, and
+# tests/browser: the browser client in Chromium (playwright-core).
 #
 # After each `make check` it prints every test log's closing line and the
 # automake summary; it prints the logs of failing tests in full. It runs
 # every step it can and exits non-zero when anything failed.
 #
 # Environment: CHECK_JOBS (parallel test jobs, default 1), JOBS (build jobs,
-# default 2), FUZZ_SECONDS, SKIP_SAN=1 / SKIP_FUZZ=1 / SKIP_DISTCHECK=1 to leave a
-# step out, SKIP_DEPS=1.
+# default 2), FUZZ_SECONDS, SKIP_SAN=1 / SKIP_FUZZ=1 / SKIP_DISTCHECK=1 to leave a step
+# out, SKIP_DEPS=1, SKIP_DEPLOY_CHECKS=1 / SKIP_BROWSER_CHECKS=1 (let those skip when a tool is
+# missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +30,11 @@ CHECK_JOBS=${CHECK_JOBS:-1}
 # skipping when a validator is missing: a CI run must not pass on checks it
 # did not run. SKIP_DEPLOY_CHECKS=1 lets them skip.
 [ "${SKIP_DEPLOY_CHECKS:-0}" = 1 ] || export CHATMI_DEPLOY_CHECKS_REQUIRED=1
+# The browser test (tests/browser) likewise fails instead of skipping when
+# Chromium or playwright-core is missing; SKIP_BROWSER_CHECKS=1 lets it skip.
+# Its node modules are found through CHATMI_BROWSER_MODULES in distcheck too.
+[ "${SKIP_BROWSER_CHECKS:-0}" = 1 ] || export CHATMI_BROWSER_REQUIRED=1
+export CHATMI_BROWSER_MODULES=${CHATMI_BROWSER_MODULES:-$ROOT/tests/browser/node_modules}
 
 TOTAL_PASS=0
 TOTAL_FAIL=0
@@ -63,7 +70,7 @@ summarize() {
         rel=${log#"$dir"/}
         line=$(grep -a 'Synthesis:' "$log" | tail -n 1 || true)
         case "$rel" in
-            *conformance* | */deploy/*) line=$(grep -aE " passed, [0-9]+ failed" "$log" | tail -n 1 || true) ;;
+            *conformance* | */deploy/* | */browser/*) line=$(grep -aE " passed, [0-9]+ failed" "$log" | tail -n 1 || true) ;;
         esac
         if [ -z "$line" ]; then
             # Not Criterion: the test's own last line.

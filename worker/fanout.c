@@ -29,7 +29,7 @@ struct fan_call {
     size_t *lens;
     char *chans;    /* the channel names argv points into */
     int argc;
-    char key[CM_KEY_MAX], seq[24], part[24];
+    char key[CM_KEY_MAX], seq[24], part[24], ack_chan[CM_KEY_MAX];
 };
 
 static void call_free(struct fan_call *c)
@@ -87,24 +87,61 @@ static int drain(struct wk *w, struct fan_state *st)
     return rc;
 }
 
-/* The seq of a packed message (a map with "seq"); -1 when it has none. */
-static long long message_seq(const char *msg, size_t len)
+/* Queues one script call: part `part` of the message's fan-out, to the n
+ * users of rcpt, or (rcpt NULL) to the conversation's own channel. -1 on a
+ * connection failure. */
+static int publish_part(struct wk *w, struct fan_state *st, const char *conv, long long seq, size_t part,
+                        const msgpack_object *rcpt, size_t n, const struct cm_fanout_job *j)
 {
-    msgpack_unpacked u;
-    char err[64];
-    long long seq = -1;
-    msgpack_unpacked_init(&u);
-    if (cm_msgpack_unpack_one(msg, len, &u, err, sizeof err) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &u.data.via.map;
-        for (uint32_t i = 0; i < m->size; i++) {
-            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 3 && memcmp(k->via.str.ptr, "seq", 3) == 0 &&
-                v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (uint64_t)LLONG_MAX)
-                seq = (long long)v->via.u64;
-        }
+    if (st->pending == FANOUT_WINDOW && drain(w, st) < 0)
+        return -1;
+    size_t nchans = rcpt == NULL ? 1 : n;
+    struct fan_call *c = &st->calls[st->pending];
+    msgpack_sbuffer *d = &st->deliveries[st->pending];
+    msgpack_sbuffer_init(d);
+    reply_delivery(d, NULL, 0, j->msg, j->msg_len);
+    c->argv = wk_xcalloc(9 + nchans, sizeof *c->argv);
+    c->lens = wk_xcalloc(9 + nchans, sizeof *c->lens);
+    c->chans = wk_xcalloc(nchans, CM_KEY_MAX);
+    cm_key_conv(c->key, conv, "fanned");
+    snprintf(c->seq, sizeof c->seq, "%lld", seq);
+    snprintf(c->part, sizeof c->part, "%zu", part);
+    int a = 0;
+    c->argv[a] = "EVALSHA", c->lens[a++] = 7;
+    c->argv[a] = w->conn.sha[WK_SCRIPT_FANOUT], c->lens[a++] = strlen(w->conn.sha[WK_SCRIPT_FANOUT]);
+    c->argv[a] = "1", c->lens[a++] = 1;
+    c->argv[a] = c->key, c->lens[a++] = strlen(c->key);
+    c->argv[a] = c->seq, c->lens[a++] = strlen(c->seq);
+    c->argv[a] = c->part, c->lens[a++] = strlen(c->part);
+    c->argv[a] = d->data, c->lens[a++] = d->size;
+    /* The sender's ack rides with part 0 (ack_user is validated). */
+    size_t ack_len = 0;
+    if (part == 0 && j->ack_user != NULL)
+        ack_len = cm_key_user_channel(c->ack_chan, j->ack_user, j->ack_user_len);
+    c->argv[a] = c->ack_chan, c->lens[a++] = ack_len;
+    c->argv[a] = ack_len ? j->ack : "", c->lens[a++] = ack_len ? j->ack_len : 0;
+    if (rcpt == NULL) {
+        c->lens[a] = cm_key_conv_channel(c->chans, conv, strlen(conv));
+        c->argv[a++] = c->chans;
     }
-    msgpack_unpacked_destroy(&u);
-    return seq;
+    for (size_t i = 0; rcpt != NULL && i < n; i++) {
+        const msgpack_object *o = &rcpt[i];
+        if (o->type != MSGPACK_OBJECT_STR || !cm_valid_user(o->via.str.ptr, o->via.str.size)) {
+            cm_warn("fanout_recipient", "skipping an invalid recipient in a job for %s", conv);
+            continue;
+        }
+        char *chan = c->chans + (size_t)(a - 9) * CM_KEY_MAX;
+        c->lens[a] = cm_key_user_channel(chan, o->via.str.ptr, o->via.str.size);
+        c->argv[a++] = chan;
+    }
+    c->argc = a;
+    if (conn_append_argv(&w->conn, c->argc, c->argv, c->lens) < 0) {
+        call_free(c);
+        msgpack_sbuffer_destroy(d);
+        return -1;
+    }
+    st->pending++;
+    return 0;
 }
 
 /* Queues the script calls of one job (one per part of its recipients).
@@ -112,7 +149,7 @@ static long long message_seq(const char *msg, size_t len)
  * cannot be fanned out: the caller dead-letters it. */
 static int publish_job(struct wk *w, const struct cm_fanout_job *j, struct fan_state *st, char *why, size_t whylen)
 {
-    long long seq = message_seq(j->msg, j->msg_len);
+    long long seq = reply_message_seq(j->msg, j->msg_len);
     char conv[CM_CONV_MAX + 1];
     if (seq < 0 || j->conv_len == 0 || j->conv_len > CM_CONV_MAX) {
         snprintf(why, whylen, "fan-out job without a message seq or with a bad conversation");
@@ -121,50 +158,23 @@ static int publish_job(struct wk *w, const struct cm_fanout_job *j, struct fan_s
     memcpy(conv, j->conv, j->conv_len);
     conv[j->conv_len] = '\0';
 
+    /* A room message is one PUBLISH on the room's channel, whatever the
+     * room's size: Redis hands it to each gateway child with members online
+     * (they subscribe while they hold one), and the child fans it out to its
+     * own sessions. Its work grows with gateways, not members. */
+    int room = j->conv_len > 5 && memcmp(j->conv, "room:", 5) == 0;
+    if (room)
+        return publish_part(w, st, conv, seq, 0, NULL, 0, j);
+
     size_t part_size = (j->nrecipients + FANOUT_PARTS_MAX - 1) / FANOUT_PARTS_MAX;
     if (part_size < FANOUT_PART_MIN)
         part_size = FANOUT_PART_MIN;
     size_t nparts = j->nrecipients == 0 ? 0 : (j->nrecipients + part_size - 1) / part_size;
     for (size_t part = 0; part < nparts; part++) {
-        if (st->pending == FANOUT_WINDOW && drain(w, st) < 0)
-            return -1;
         size_t first = part * part_size;
         size_t n = j->nrecipients - first < part_size ? j->nrecipients - first : part_size;
-        struct fan_call *c = &st->calls[st->pending];
-        msgpack_sbuffer *d = &st->deliveries[st->pending];
-        msgpack_sbuffer_init(d);
-        reply_delivery(d, NULL, 0, j->msg, j->msg_len);
-        c->argv = wk_xcalloc(7 + n, sizeof *c->argv);
-        c->lens = wk_xcalloc(7 + n, sizeof *c->lens);
-        c->chans = wk_xcalloc(n ? n : 1, CM_KEY_MAX);
-        cm_key_conv(c->key, conv, "fanned");
-        snprintf(c->seq, sizeof c->seq, "%lld", seq);
-        snprintf(c->part, sizeof c->part, "%zu", part);
-        int a = 0;
-        c->argv[a] = "EVALSHA", c->lens[a++] = 7;
-        c->argv[a] = w->conn.sha[WK_SCRIPT_FANOUT], c->lens[a++] = strlen(w->conn.sha[WK_SCRIPT_FANOUT]);
-        c->argv[a] = "1", c->lens[a++] = 1;
-        c->argv[a] = c->key, c->lens[a++] = strlen(c->key);
-        c->argv[a] = c->seq, c->lens[a++] = strlen(c->seq);
-        c->argv[a] = c->part, c->lens[a++] = strlen(c->part);
-        c->argv[a] = d->data, c->lens[a++] = d->size;
-        for (size_t i = first; i < first + n; i++) {
-            const msgpack_object *o = &j->recipients[i];
-            if (o->type != MSGPACK_OBJECT_STR || !cm_valid_user(o->via.str.ptr, o->via.str.size)) {
-                cm_warn("fanout_recipient", "skipping an invalid recipient in a job for %s", conv);
-                continue;
-            }
-            char *chan = c->chans + (size_t)(a - 7) * CM_KEY_MAX;
-            c->lens[a] = cm_key_user_channel(chan, o->via.str.ptr, o->via.str.size);
-            c->argv[a++] = chan;
-        }
-        c->argc = a;
-        if (conn_append_argv(&w->conn, c->argc, c->argv, c->lens) < 0) {
-            call_free(c);
-            msgpack_sbuffer_destroy(d);
+        if (publish_part(w, st, conv, seq, part, j->recipients + first, n, j) < 0)
             return -1;
-        }
-        st->pending++;
     }
     return 0;
 }

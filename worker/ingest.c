@@ -78,7 +78,7 @@ static void item_prepare(struct wk *w, struct item *it, const char *raw, size_t 
     char fp[STORE_FP_LEN + 1];
     fingerprint(raw, len, fp);
     it->has_op = 1;
-    store_begin(w, &it->op, &it->req, it->user, fp, &it->reply);
+    store_begin(w, &it->op, &it->req, it->user, it->env.session, it->env.session_len, fp, &it->reply);
 }
 
 static void item_free(struct item *it)
@@ -138,15 +138,18 @@ static int append_reply(struct wk *w, struct item *it, msgpack_sbuffer *tmp)
     char channel[CM_KEY_MAX];
     size_t clen = cm_key_user_channel(channel, it->user, strlen(it->user));
     msgpack_sbuffer_clear(tmp);
-    reply_delivery(tmp, it->env.session, it->env.session_len, it->reply.data, it->reply.size);
+    enum cm_member_change change = it->has_op ? it->op.member : CM_MEMBER_NONE;
+    reply_delivery_member(tmp, it->env.session, it->env.session_len, it->reply.data, it->reply.size, change,
+                          it->op.conv, it->op.conv_len, it->op.member_seq);
     const char *argv[3] = {"PUBLISH", channel, tmp->data};
     size_t lens[3] = {7, clen, tmp->size};
     return conn_append_argv(&w->conn, 3, argv, lens);
 }
 
 /* Replies, then the hand-off (fan-out jobs, dead letters, DEL proc), in one
- * round trip. Replies go first so a client always sees its ack before the
- * delivery of the same message. */
+ * round trip. The ack of an accepted send travels in its fan-out job (the
+ * fan-out script publishes it just before the message), so a client always
+ * sees its ack before the delivery of the same message. */
 static int finish(struct wk *w, const struct queue_batch *b, struct item *items, size_t n)
 {
     size_t total = 0, njobs = 0, ndead = 0;
@@ -165,7 +168,7 @@ static int finish(struct wk *w, const struct queue_batch *b, struct item *items,
             queue_pack_dead(&it->reply, it->reason, b->item[i], b->len[i]);
             dead[ndead] = it->reply.data;
             dead_lens[ndead++] = it->reply.size;
-        } else if (it->reply.size > 0) {
+        } else if (it->reply.size > 0 && !(it->has_op && it->op.ack_in_job && it->job.size > 0)) {
             if (append_reply(w, it, &tmp) < 0)
                 rc = -1;
             total++;

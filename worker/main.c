@@ -118,16 +118,17 @@ static int connect_with_backoff(struct wk *w, int reconnect)
 }
 
 /* Takes one batch from queue (waiting up to wait_s when it is empty and
- * wait_s > 0) and processes it. 1 when it did work, 0 when the queue was
- * empty, -1 on a connection failure. */
-static int run_batch(struct wk *w, int ingest, double wait_s)
+ * wait_s > 0; seen_empty: the caller just found it empty, so only wait)
+ * and processes it. 1 when it did work, 0 when the queue was empty, -1 on
+ * a connection failure. */
+static int run_batch(struct wk *w, int ingest, double wait_s, int seen_empty)
 {
     const char *q = ingest ? w->keys.inbound : w->keys.fanout;
     const char *proc = ingest ? w->keys.inbound_proc : w->keys.fanout_proc;
     struct queue_batch b;
     memset(&b, 0, sizeof b);
 
-    int rc = queue_take(&w->conn, q, proc, w->cfg->batch, &b);
+    int rc = seen_empty ? 0 : queue_take(&w->conn, q, proc, w->cfg->batch, &b);
     if (rc == 0 && b.n == 0 && wait_s > 0) {
         rc = queue_wait(&w->conn, q, proc, wait_s, &b);
         /* Whatever arrived with the first item joins its batch. */
@@ -198,12 +199,12 @@ static int step(struct wk *w, int64_t *next_beat)
 
     int did = 0, rc;
     if (cfg->stage != WK_STAGE_FANOUT) {
-        if ((rc = run_batch(w, 1, cfg->stage == WK_STAGE_INGEST ? wait_s : 0)) < 0)
+        if ((rc = run_batch(w, 1, cfg->stage == WK_STAGE_INGEST ? wait_s : 0, 0)) < 0)
             return -1;
         did |= rc;
     }
     if (cfg->stage != WK_STAGE_INGEST) {
-        if ((rc = run_batch(w, 0, cfg->stage == WK_STAGE_FANOUT ? wait_s : 0)) < 0)
+        if ((rc = run_batch(w, 0, cfg->stage == WK_STAGE_FANOUT ? wait_s : 0, 0)) < 0)
             return -1;
         did |= rc;
     }
@@ -211,7 +212,7 @@ static int step(struct wk *w, int64_t *next_beat)
      * starts (fan-out jobs come from ingest batches, ours included). */
     if (wait_s > WAIT_ALL_S)
         wait_s = WAIT_ALL_S;
-    if (!did && cfg->stage == WK_STAGE_ALL && !stop_requested && run_batch(w, 1, wait_s) < 0)
+    if (!did && cfg->stage == WK_STAGE_ALL && !stop_requested && run_batch(w, 1, wait_s, 1) < 0)
         return -1;
     return 0;
 }

@@ -1,4 +1,5 @@
 /* reply.c: server message packing of reply.h. */
+#include <limits.h>
 #include <string.h>
 
 #include "common/envelope.h"
@@ -152,4 +153,34 @@ void reply_delivery(msgpack_sbuffer *buf, const char *session, size_t session_le
 {
     if (cm_delivery_pack(buf, session, session_len, msg, msg_len) != 0)
         wk_oom();
+}
+
+void reply_delivery_member(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
+                           size_t msg_len, enum cm_member_change change, const char *conv, size_t conv_len,
+                           int64_t seq)
+{
+    int r = change == CM_MEMBER_NONE
+                ? cm_delivery_pack(buf, session, session_len, msg, msg_len)
+                : cm_delivery_pack_member(buf, session, session_len, msg, msg_len, change, conv, conv_len, seq);
+    if (r != 0)
+        wk_oom();
+}
+
+long long reply_message_seq(const char *msg, size_t len)
+{
+    msgpack_unpacked u;
+    char err[64];
+    long long seq = -1;
+    msgpack_unpacked_init(&u);
+    if (cm_msgpack_unpack_one(msg, len, &u, err, sizeof err) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 3 && memcmp(k->via.str.ptr, "seq", 3) == 0 &&
+                v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (uint64_t)LLONG_MAX)
+                seq = (long long)v->via.u64;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return seq;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <msgpack.h>
 
+#include "common/envelope.h"
 #include "common/proto.h"
 
 void reply_error(msgpack_sbuffer *buf, const struct cm_str *id, enum cm_err code, const char *message);
@@ -41,8 +42,15 @@ void reply_convs_item(msgpack_sbuffer *buf, const char *conv, size_t conv_len, i
 void reply_presence_begin(msgpack_sbuffer *buf, const struct cm_str *id, size_t n);
 void reply_presence_item(msgpack_sbuffer *buf, const char *user, size_t len, int online);
 
-/* Packs the delivery record [session | nil, <bin msg>] (session NULL: nil). */
+/* Packs the delivery record [session | nil, <bin msg>] (session NULL: nil),
+ * with the membership element when change is not CM_MEMBER_NONE. */
 void reply_delivery(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
                     size_t msg_len);
+void reply_delivery_member(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
+                           size_t msg_len, enum cm_member_change change, const char *conv, size_t conv_len,
+                           int64_t seq);
+
+/* The seq of a packed stored message (a map with "seq"); -1 when it has none. */
+long long reply_message_seq(const char *msg, size_t len);
 
 #endif

@@ -11,7 +11,7 @@
 #include "worker/store.h"
 
 enum { K_SEQ = 0, K_LOG = 1, K_MEMBERS = 2, K_IDEM = 3 }; /* send */
-enum { K_ROOM_MEMBERS = 0, K_USER_CONVS = 1 };           /* join, leave */
+enum { K_ROOM_MEMBERS = 0, K_USER_CONVS = 1, K_USER_ROOMS = 2, K_ROOM_SEQ = 3 }; /* join, leave */
 enum { K_H_MEMBERS = 0, K_H_LOG = 1 };                   /* history */
 
 static const char *const transient_errors[] = {"OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN",
@@ -115,6 +115,8 @@ static void begin_room_membership(struct store_op *op)
     op->conv[op->conv_len] = '\0';
     cm_key_conv(op->key[K_ROOM_MEMBERS], op->conv, "members");
     cm_key_user(op->key[K_USER_CONVS], op->user, "convs");
+    cm_key_user(op->key[K_USER_ROOMS], op->user, "rooms");
+    cm_key_conv(op->key[K_ROOM_SEQ], op->conv, "seq");
 }
 
 static void begin_history(struct wk *w, struct store_op *op, msgpack_sbuffer *reply)
@@ -169,10 +171,12 @@ static void begin_history(struct wk *w, struct store_op *op, msgpack_sbuffer *re
 }
 
 void store_begin(struct wk *w, struct store_op *op, const struct cm_request *req, const char *user,
-                 const char *fp, msgpack_sbuffer *reply)
+                 const char *session, size_t session_len, const char *fp, msgpack_sbuffer *reply)
 {
     memset(op, 0, sizeof *op);
     op->req = req;
+    op->session = session;
+    op->session_len = session_len;
     copy_str(op->user, sizeof op->user, user, strlen(user));
     copy_str(op->fp, sizeof op->fp, fp, STORE_FP_LEN);
     switch (req->op) {
@@ -228,15 +232,18 @@ static void user_key(char *out, const struct cm_str *u, const char *suffix)
     cm_key_user(out, user, suffix);
 }
 
-static int append_send(struct wk *w, struct store_op *op, size_t *count)
+static int append_send(struct wk *w, struct store_op *op, int stage, size_t *count)
 {
-    if (conn_append(&w->conn, &op->script) < 0)
-        return -1;
-    (*count)++;
-    if (op->kind != CM_CONV_DM)
+    if (stage == 1) {
+        if (conn_append(&w->conn, &op->script) < 0)
+            return -1;
+        (*count)++;
         return 0;
-    /* Every DM send (re)adds the conversation to both users' lists: cheaper
-     * than knowing whether this is the first message. */
+    }
+    if (stage != 2 || !op->add_convs)
+        return 0;
+    /* A DM's first message puts it in both users' lists (a redone or
+     * retried first message adds it again: SADD does not mind). */
     char k[CM_KEY_MAX];
     cm_key_user(k, op->user, "convs");
     if (append3(w, count, "SADD", k, op->conv, op->conv_len) < 0)
@@ -249,11 +256,18 @@ static int append_send(struct wk *w, struct store_op *op, size_t *count)
     return 0;
 }
 
+/* The room's seq is read before the membership changes, never after: a
+ * gateway compares it with the messages it has seen to tell whether the
+ * new member may have missed one (an older seq only costs a resync). */
 static int append_membership(struct wk *w, struct store_op *op, const char *cmd, size_t *count)
 {
+    if (op->req->op == CM_OP_JOIN && append3(w, count, "GET", op->key[K_ROOM_SEQ], NULL, 0) < 0)
+        return -1;
     if (append3(w, count, cmd, op->key[K_ROOM_MEMBERS], op->user, strlen(op->user)) < 0)
         return -1;
-    return append3(w, count, cmd, op->key[K_USER_CONVS], op->conv, op->conv_len);
+    if (append3(w, count, cmd, op->key[K_USER_CONVS], op->conv, op->conv_len) < 0)
+        return -1;
+    return append3(w, count, cmd, op->key[K_USER_ROOMS], op->conv, op->conv_len);
 }
 
 static int append_convs_seq(struct wk *w, struct store_op *op, size_t *count)
@@ -333,7 +347,7 @@ int store_append(struct wk *w, struct store_op *op, int stage, size_t *count)
         return 0;
     switch (op->req->op) {
     case CM_OP_SEND:
-        return stage == 1 ? append_send(w, op, count) : 0;
+        return append_send(w, op, stage, count);
     case CM_OP_JOIN:
         return stage == 1 ? append_membership(w, op, "SADD", count) : 0;
     case CM_OP_LEAVE:
@@ -363,38 +377,26 @@ int store_append(struct wk *w, struct store_op *op, int stage, size_t *count)
 
 /* ---- collect --------------------------------------------------------- */
 
-static void make_job(struct store_op *op, const redisReply *members, const char *m, size_t mlen,
+/* A DM's job names its users; a room's names none: it goes to the room's
+ * channel (fanout.c). The sender's ack rides along: one script call
+ * publishes both, after the batch's WAIT like every delivery. */
+static void make_job(struct store_op *op, const char *m, size_t mlen, const msgpack_sbuffer *ack,
                      msgpack_sbuffer *job)
 {
     const char *pair[2] = {op->user, op->peer};
-    size_t pair_lens[2] = {strlen(op->user), strlen(op->peer)};
-    const char **rcpt = pair;
-    size_t *lens = pair_lens;
-    size_t n = strcmp(op->user, op->peer) == 0 ? 1 : 2;
-
-    if (op->kind == CM_CONV_ROOM) {
-        n = 0;
-        rcpt = wk_xcalloc(members->elements, sizeof *rcpt);
-        lens = wk_xcalloc(members->elements, sizeof *lens);
-        for (size_t i = 0; i < members->elements && n < CM_FANOUT_RECIPIENTS_MAX; i++) {
-            const redisReply *e = members->element[i];
-            if (e->type != REDIS_REPLY_STRING)
-                continue;
-            rcpt[n] = e->str;
-            lens[n++] = e->len;
-        }
-        if (n < members->elements)
-            cm_error("fanout_truncated", "%s has %zu members; delivering to %zu", op->conv,
-                     members->elements, n);
-    }
-    if (n > 0 && cm_fanout_job_pack(job, op->conv, op->conv_len, (const char *const *)rcpt, lens, n, m, mlen) < 0) {
+    size_t lens[2] = {strlen(op->user), strlen(op->peer)};
+    size_t n = op->kind == CM_CONV_ROOM ? 0 : strcmp(op->user, op->peer) == 0 ? 1 : 2;
+    msgpack_sbuffer rec;
+    msgpack_sbuffer_init(&rec);
+    reply_delivery(&rec, op->session, op->session_len, ack->data, ack->size);
+    if (cm_fanout_job_pack_ack(job, op->conv, op->conv_len, pair, lens, n, m, mlen, op->user, strlen(op->user),
+                               rec.data, rec.size) < 0) {
         cm_error("fanout_job", "could not pack the fan-out job of %s", op->conv);
         msgpack_sbuffer_clear(job);
+    } else {
+        op->ack_in_job = 1;
     }
-    if (rcpt != pair) {
-        free(rcpt);
-        free(lens);
-    }
+    msgpack_sbuffer_destroy(&rec);
 }
 
 /* Replaces a NOSCRIPT reply by the reply of an EVAL of the same call. */
@@ -430,16 +432,19 @@ static void room_error(struct wk *w, struct store_op *op, msgpack_sbuffer *reply
     }
 }
 
-static int collect_send(struct wk *w, struct store_op *op, redisReply **r, size_t n, msgpack_sbuffer *reply,
-                        msgpack_sbuffer *job)
+static int collect_send(struct wk *w, struct store_op *op, int stage, redisReply **r, size_t n,
+                        msgpack_sbuffer *reply, msgpack_sbuffer *job)
 {
     long long status;
+    if (stage == 2) {
+        for (size_t i = 0; i < n; i++)
+            if (reply_is(r[i], REDIS_REPLY_ERROR))
+                cm_error("redis_error", "adding %s to a user's convs: %s", op->conv, r[i]->str);
+        op->done = 1;
+        return 0;
+    }
     if (retry_noscript(w, op, WK_SCRIPT_SEND, &r[0]) < 0)
         return -1;
-    for (size_t i = 1; i < n; i++)
-        if (reply_is(r[i], REDIS_REPLY_ERROR))
-            cm_error("redis_error", "adding %s to a user's convs: %s", op->conv, r[i]->str);
-
     const redisReply *s = r[0];
     if (script_status(s, &status) < 0) {
         fail_redis(w, op, reply, s, "send");
@@ -449,7 +454,7 @@ static int collect_send(struct wk *w, struct store_op *op, redisReply **r, size_
         room_error(w, op, reply, status);
         return 0;
     }
-    if (s->elements != 3 || s->element[1]->type != REDIS_REPLY_STRING || s->element[2]->type != REDIS_REPLY_ARRAY) {
+    if (s->elements != 2 || s->element[1]->type != REDIS_REPLY_STRING) {
         fail_redis(w, op, reply, s, "send");
         return 0;
     }
@@ -460,12 +465,13 @@ static int collect_send(struct wk *w, struct store_op *op, redisReply **r, size_
         return 0;
     }
     if (status == 0 || status == 2)
-        make_job(op, s->element[2], m->str, m->len, job);
+        make_job(op, m->str, m->len, reply, job);
     if (status == 0)
         w->stats.sends++;
     cm_debug("send", "%s -> %s (%s)", op->user, op->conv,
              status == 0 ? "stored" : status == 1 ? "retry" : "redelivered");
-    op->done = 1;
+    op->add_convs = op->kind == CM_CONV_DM && reply_message_seq(m->str, m->len) == 1;
+    op->done = !op->add_convs;
     return 0;
 }
 
@@ -497,16 +503,28 @@ static int collect_history(struct wk *w, struct store_op *op, redisReply **r, ms
 static void collect_membership(struct wk *w, struct store_op *op, redisReply **r, size_t n,
                                msgpack_sbuffer *reply)
 {
-    for (size_t i = 0; i < n; i++) {
+    int join = op->req->op == CM_OP_JOIN;
+    size_t first = 0;
+    if (join) {
+        if (!reply_is(r[0], REDIS_REPLY_STRING) && !reply_is(r[0], REDIS_REPLY_NIL)) {
+            fail_redis(w, op, reply, r[0], "join");
+            return;
+        }
+        long long seq = r[0]->type == REDIS_REPLY_STRING ? strtoll(r[0]->str, NULL, 10) : 0;
+        op->member_seq = seq > 0 ? seq : 0;
+        first = 1;
+    }
+    for (size_t i = first; i < n; i++) {
         if (!reply_is(r[i], REDIS_REPLY_INTEGER)) {
-            fail_redis(w, op, reply, r[i], op->req->op == CM_OP_JOIN ? "join" : "leave");
+            fail_redis(w, op, reply, r[i], join ? "join" : "leave");
             return;
         }
     }
-    if (op->req->op == CM_OP_JOIN)
+    if (join)
         reply_joined(reply, &op->req->id, &op->req->room, op->conv, op->conv_len);
     else
         reply_left(reply, &op->req->id, &op->req->room);
+    op->member = join ? CM_MEMBER_JOINED : CM_MEMBER_LEFT;
     op->done = 1;
 }
 
@@ -653,7 +671,7 @@ int store_collect(struct wk *w, struct store_op *op, int stage, redisReply **r, 
     int rc = 0;
     switch (op->req->op) {
     case CM_OP_SEND:
-        rc = collect_send(w, op, r, n, reply, job);
+        rc = collect_send(w, op, stage, r, n, reply, job);
         break;
     case CM_OP_JOIN:
     case CM_OP_LEAVE:

@@ -16,6 +16,7 @@
 #include <hiredis/hiredis.h>
 #include <msgpack.h>
 
+#include "common/envelope.h"
 #include "common/ids.h"
 #include "common/keys.h"
 #include "common/proto.h"
@@ -39,6 +40,12 @@ struct store_op {
     char key[4][CM_KEY_MAX];      /* the script's keys, or the keys of join/leave/convs */
     size_t key_len[4];            /* the idempotency key may hold any byte of the client's id */
     struct wk_argv script;        /* kept for an EVAL retry after NOSCRIPT */
+    int add_convs;                /* send: a DM's first message; stage 2 adds it to both users' convs */
+    const char *session;          /* the requesting session (borrowed), for the ack in a fan-out job */
+    size_t session_len;
+    int ack_in_job;               /* send: the ack rides in the fan-out job, not published with the replies */
+    enum cm_member_change member; /* join/leave: the membership element of the reply's delivery */
+    int64_t member_seq;           /* join: the room's seq read just before the join */
     size_t first, count;          /* this op's replies in the current stage */
 
     /* convs and presence: earlier stages' replies, owned */
@@ -57,7 +64,7 @@ struct store_op {
  * Redis (a DM's history read by a third user: forbidden) are answered here:
  * op->done is set and the error is in reply. Never fails otherwise. */
 void store_begin(struct wk *w, struct store_op *op, const struct cm_request *req, const char *user,
-                 const char *fp, msgpack_sbuffer *reply);
+                 const char *session, size_t session_len, const char *fp, msgpack_sbuffer *reply);
 
 /* Queues op's commands of `stage` and sets *count to their number (0 when
  * the op has nothing to do in this stage). 0, or -1 when queuing failed (a
@@ -67,7 +74,8 @@ int store_append(struct wk *w, struct store_op *op, int stage, size_t *count);
 /* Consumes op's `n` replies of `stage` (always taking ownership, even on
  * failure), writes the reply when the op is done and, for a newly stored
  * message (or one whose envelope is redelivered after a crash), the packed
- * fan-out job into job. Redis error replies become an
+ * fan-out job into job, with the ack in it (op->ack_in_job: the caller
+ * does not publish reply then). Redis error replies become an
  * `internal` or `unavailable` error reply (logged). 0, or -1 on a connection
  * failure during an EVAL retry. */
 int store_collect(struct wk *w, struct store_op *op, int stage, redisReply **r, size_t n,

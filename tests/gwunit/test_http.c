@@ -408,12 +408,31 @@ Test(parse, huge_url_within_limit)
     size_t n;
     struct gw_http_request r;
 
+    /* "GET /" + 6000 + " HTTP/1.1": 6014 bytes, under GW_HTTP_REQUEST_LINE_MAX */
     memcpy(buf, "GET /", 5);
-    memset(buf + 5, 'a', 8000);
-    n = 5 + 8000;
+    memset(buf + 5, 'a', 6000);
+    n = 5 + 6000;
     n += (size_t)snprintf(buf + n, sizeof(buf) - n, " HTTP/1.1\r\nHost: a\r\n\r\n");
     cr_assert_eq(gw_http_parse(buf, n, &r), 0);
-    cr_assert_eq(r.path_len, 8001);
+    cr_assert_eq(r.path_len, 6001);
+}
+
+Test(parse, request_line_over_limit_414)
+{
+    char buf[GW_HTTP_HEAD_MAX];
+    struct gw_http_request r;
+    size_t line = GW_HTTP_REQUEST_LINE_MAX;
+
+    /* exactly the limit passes, one byte more is 414 */
+    for (int extra = 0; extra <= 1; extra++) {
+        size_t target = line + (size_t)extra - 4 - 9; /* "GET " and " HTTP/1.1" */
+        size_t n;
+        memcpy(buf, "GET /", 5);
+        memset(buf + 5, 'a', target - 1);
+        n = 4 + target;
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, " HTTP/1.1\r\nHost: a\r\n\r\n");
+        cr_assert_eq(gw_http_parse(buf, n, &r), extra ? 414 : 0, "request line of %zu bytes", line + (size_t)extra);
+    }
 }
 
 Test(parse, garbage_never_crashes)

@@ -577,7 +577,7 @@ class Stack:
         gw = os.environ.get("CHATMI_GATEWAY_BIN") or "chatmi-gateway"
         worker = os.environ.get("CHATMI_WORKER_BIN") or "chatmi-worker"
         argv = [gw, "--listen", f"127.0.0.1:{gport}", "--processes", "2", "--redis-url", url, "--auth", "none",
-                "--log-format", "json", "--rate-limit", "0", "--drain-seconds", "0",
+                "--log-format", "json", "--rate-limit", "0", "--user-rate-limit", "0", "--drain-seconds", "0",
                 "--max-message-bytes", str(max_message_bytes)]
         if os.environ.get("CHATMI_WWW_DIR"):
             argv += ["--www-dir", os.environ["CHATMI_WWW_DIR"]]

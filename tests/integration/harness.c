@@ -918,6 +918,10 @@ int it_gateway_start(const struct it_gw_conf *c)
         opt(&a, "--log-level", "info", NULL);
         opt(&a, "--heartbeat", c->heartbeat, NULL);
         opt(&a, "--rate-limit", c->rate_limit, "0");
+        /* the per-user bucket follows: off unless the test wants the defaults
+         * (a test of --rate-limit sees only the session's bucket) */
+        opt(&a, "--user-rate-limit", c->rate_limit != NULL && strcmp(c->rate_limit, IT_OMIT) == 0 ? IT_OMIT : "0",
+            NULL);
         opt(&a, "--max-message-bytes", c->max_message_bytes, NULL);
         opt(&a, "--max-queued-bytes", c->max_queued_bytes, NULL);
         opt(&a, "--allowed-origins", c->allowed_origins, NULL);
@@ -1010,7 +1014,7 @@ int it_worker_start(const struct it_worker_conf *c)
     snprintf(name, sizeof(name), "worker%d", wi);
     valgrind_prefix(&a, name);
     arg(&a, it_worker_bin());
-    opt(&a, "--redis-url", redis_url, NULL);
+    opt(&a, "--redis-url", c->redis_url, redis_url);
     opt(&a, "--stage", c->stage, NULL);
     opt(&a, "--max-text-bytes", c->max_text_bytes, NULL);
     opt(&a, "--worker-id", wid, NULL);

@@ -45,7 +45,8 @@ struct it_gw_conf {
     const char *jwt_secret_file;
     int processes;                 /* 0: 2 */
     const char *heartbeat;         /* NULL: the program's default */
-    const char *rate_limit;        /* NULL: "0" (off); IT_OMIT: the default */
+    const char *rate_limit;        /* NULL: "0" (off); IT_OMIT: the default; --user-rate-limit
+                                      is "0" too unless IT_OMIT (extra may set it) */
     const char *max_message_bytes; /* NULL: default */
     const char *max_queued_bytes;  /* NULL: default */
     const char *allowed_origins;   /* NULL: none */
@@ -59,6 +60,7 @@ struct it_worker_conf {
     const char *stage;             /* NULL: default (all) */
     const char *max_text_bytes;    /* NULL: default */
     const char *const *extra;
+    const char *redis_url;         /* NULL: the test's Redis */
 };
 
 /* Fixtures (.init / .fini). it_begin: the test directory and the log

@@ -55,6 +55,52 @@ Test(http, demo_page)
     it_http_resp_free(&r);
 }
 
+/* The browser client's other files: each byte for byte as in --www-dir,
+ * with its type and the CSP; nothing else of the directory, and no path
+ * that only resolves to one of them, is served. */
+static void get_file(const char *path, const char *file, const char *ctype)
+{
+    struct it_http_resp r;
+    cr_assert_eq(it_http_get(it_port(), path, IT_WAIT, &r), 0);
+    cr_assert_eq(r.status, 200, "GET %s: %s", path, r.head);
+    char hv[512];
+    cr_assert_not_null(it_http_header(r.head, "Content-Type", hv, sizeof(hv)), "GET %s without Content-Type", path);
+    cr_assert_str_eq(hv, ctype, "GET %s", path);
+    cr_assert_not_null(it_http_header(r.head, "Content-Security-Policy", hv, sizeof(hv)), "GET %s without CSP", path);
+    cr_assert(strstr(hv, "script-src 'self'") != NULL && strstr(hv, "default-src 'none'") != NULL, "CSP: %s", hv);
+    cr_assert_not_null(it_http_header(r.head, "X-Content-Type-Options", hv, sizeof(hv)));
+
+    char fpath[1024];
+    snprintf(fpath, sizeof(fpath), "%s/%s", getenv("CHATMI_WWW_DIR"), file);
+    FILE *f = fopen(fpath, "rb");
+    cr_assert_not_null(f, "%s", fpath);
+    static char want[1024 * 1024];
+    size_t n = fread(want, 1, sizeof(want), f);
+    fclose(f);
+    cr_assert_eq(r.body_len, n, "GET %s: %zu bytes, the file has %zu", path, r.body_len, n);
+    cr_assert_eq(memcmp(r.body, want, n), 0, "GET %s: not the file's bytes", path);
+    it_http_resp_free(&r);
+}
+
+Test(http, client_files)
+{
+    get_file("/", "index.html", "text/html; charset=utf-8");
+    get_file("/app.js", "app.js", "text/javascript; charset=utf-8");
+    get_file("/style.css", "style.css", "text/css; charset=utf-8");
+    get_file("/icon.svg", "icon.svg", "image/svg+xml");
+    const char *refused[] = {"/index.html", "/app.js/", "/%61pp.js", "/./app.js", "//app.js", "/www/app.js",
+                             "/../www/app.js", "/..%2fwww/app.js", "/Makefile.am", "/app.js.map", "/style.css?x/../y"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        /* a query is not part of the path: "/style.css?x/../y" is /style.css */
+        get_status(refused[i], strchr(refused[i], '?') != NULL ? 200 : 404);
+    }
+    struct it_http_resp r;
+    const char *post = "POST /app.js HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+    cr_assert_eq(it_http_raw(it_port(), post, strlen(post), IT_WAIT, 0, &r), 0);
+    cr_assert_eq(r.status, 405, "POST /app.js: %s", r.head);
+    it_http_resp_free(&r);
+}
+
 Test(http, metrics_prometheus_text)
 {
     /* some traffic first, so the counters have something to count */

@@ -125,6 +125,16 @@ Test(cli, gateway_bad_values_exit_2)
     /* jwt (the default) without a key */
     expect_exit2(gw, "--auth", "jwt", "jwt-secret");
     expect_exit2(gw, "--jwt-secret-file", "/nonexistent/chatmi.key", "jwt-secret-file");
+    /* security options (issue 6) */
+    expect_exit2(gw, "--trusted-proxies", "10.0.0.0/33", "trusted-proxies");
+    expect_exit2(gw, "--trusted-proxies", "alb.example", "trusted-proxies");
+    expect_exit2(gw, "--max-conns", "0", "max-conns");
+    expect_exit2(gw, "--max-conns-per-ip", "many", "max-conns-per-ip");
+    expect_exit2(gw, "--max-sessions-per-user", "-1", "max-sessions-per-user");
+    expect_exit2(gw, "--jwt-secret", "new,old,older", "jwt-secret");
+    expect_exit2(gw, "--jwt-secret", "new,", "jwt-secret");
+    expect_exit2(gw, "--user-rate-limit", "lots", "user-rate-limit");
+    expect_exit2(gw, "--redis-url-file", "/nonexistent/redis-url", "redis-url-file");
 }
 
 Test(cli, worker_bad_values_exit_2)
@@ -137,6 +147,7 @@ Test(cli, worker_bad_values_exit_2)
     expect_exit2(w, "--idempotency-ttl", "forever", "idempotency-ttl");
     expect_exit2(w, "--log-format", "yaml", "log-format");
     expect_exit2(w, "--redis-url", "redis://", "redis-url");
+    expect_exit2(w, "--redis-url-file", "/nonexistent/redis-url", "redis-url-file");
 }
 
 Test(cli, bad_values_from_environment_exit_2)

@@ -307,12 +307,72 @@ Test(envelope, delivery_rejects)
         size_t len;
     } bad[] = {
         {"\x92\xc0", 2},                 /* one element */
-        {"\x93\xc0\xc4\x01x\xc0", 6},    /* three */
+        {"\x93\xc0\xc4\x01x\xc0", 6},    /* three, the third not a membership */
+        {"\x94\xc0\xc4\x01x\xc0\xc0", 7}, /* four */
         {"\x92\x01\xc4\x01x", 5},        /* session an int */
         {"\x92\xa0\xc4\x01x", 5},        /* empty session */
         {"\x92\xc0\x01", 3},             /* message an int */
         {"\x92\xc0\xc4\x00", 4},         /* empty message */
         {"\x82\xc0\xc0\xc0\xc0", 5},     /* a map */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        msgpack_unpacked u;
+        struct cm_delivery d;
+        char err[128] = "";
+        msgpack_unpacked_init(&u);
+        cr_assert_eq(cm_delivery_unpack(bad[i].data, bad[i].len, &u, &d, err, sizeof(err)), -1, "case %zu", i);
+        cr_assert_neq(err[0], '\0');
+        msgpack_unpacked_destroy(&u);
+    }
+}
+
+Test(envelope, delivery_membership_roundtrip)
+{
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    struct cm_delivery d;
+    char err[128] = "";
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(cm_delivery_pack_member(&sb, "s1", 2, "\x80", 1, CM_MEMBER_JOINED, "room:lobby", 10, 41), 0);
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_delivery_unpack(sb.data, sb.size, &u, &d, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(d.change, CM_MEMBER_JOINED);
+    cr_assert_eq(d.conv_len, 10);
+    cr_assert_eq(memcmp(d.conv, "room:lobby", 10), 0);
+    cr_assert_eq(d.seq, 41);
+    cr_assert_eq(d.session_len, 2);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_clear(&sb);
+    cr_assert_eq(cm_delivery_pack_member(&sb, NULL, 0, "\x80", 1, CM_MEMBER_LEFT, "room:a", 6, 0), 0);
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_delivery_unpack(sb.data, sb.size, &u, &d, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(d.change, CM_MEMBER_LEFT);
+    cr_assert_null(d.session);
+    msgpack_unpacked_destroy(&u);
+    /* a plain delivery has no change */
+    msgpack_sbuffer_clear(&sb);
+    cr_assert_eq(cm_delivery_pack(&sb, NULL, 0, "\x80", 1), 0);
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_delivery_unpack(sb.data, sb.size, &u, &d, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(d.change, CM_MEMBER_NONE);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(envelope, delivery_membership_rejects)
+{
+    struct {
+        const char *data;
+        size_t len;
+    } bad[] = {
+        {"\x93\xc0\xc4\x01x\x92\xa1+\xa6room:a", 14},           /* two elements */
+        {"\x93\xc0\xc4\x01x\x93\xa1*\xa6room:a\x01", 15},       /* kind not + or - */
+        {"\x93\xc0\xc4\x01x\x93\xa1+\xa7" "dm:a:bb\x01", 16},      /* not a room */
+        {"\x93\xc0\xc4\x01x\x93\xa1+\xa6room:!\x01", 15},       /* bad room name */
+        {"\x93\xc0\xc4\x01x\x93\xa1+\xa5room:\x01", 14},        /* empty room name */
+        {"\x93\xc0\xc4\x01x\x93\xa1+\xa6room:a\xff", 15},       /* negative seq */
+        {"\x93\xc0\xc4\x01x\x93\xa1+\xa6room:a\xa1" "1", 16},   /* seq a string */
+        {"\x93\xc0\xc4\x01x\x93\x01\xa6room:a\x01", 14},        /* kind an int */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msgpack_unpacked u;
@@ -353,6 +413,70 @@ Test(envelope, fanout_roundtrip)
         msgpack_unpacked_destroy(&u);
     }
     msgpack_sbuffer_destroy(&sb);
+}
+
+Test(envelope, fanout_ack_roundtrip)
+{
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    struct cm_fanout_job j;
+    char err[128] = "";
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(cm_fanout_job_pack_ack(&sb, "room:general", 12, NULL, NULL, 0, "\x80", 1, "alice", 5,
+                                        "\x92\xc0\xc4\x01\x80", 5),
+                 0);
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_fanout_job_unpack(sb.data, sb.size, &u, &j, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(j.nrecipients, 0);
+    cr_assert_eq(j.ack_user_len, 5);
+    cr_assert_eq(memcmp(j.ack_user, "alice", 5), 0);
+    cr_assert_eq(j.ack_len, 5);
+    msgpack_unpacked_destroy(&u);
+    /* without an ack: none decoded */
+    msgpack_sbuffer_clear(&sb);
+    cr_assert_eq(cm_fanout_job_pack(&sb, "room:general", 12, NULL, NULL, 0, "\x80", 1), 0);
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_fanout_job_unpack(sb.data, sb.size, &u, &j, err, sizeof(err)), 0, "%s", err);
+    cr_assert_null(j.ack_user);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(envelope, fanout_rejects_bad_ack)
+{
+    struct {
+        const char *user;
+        const char *ack;
+        size_t ack_len;
+    } cases[] = {
+        {"b b", "\x80", 1}, /* not a user id */
+        {"", "\x80", 1},    /* empty user */
+        {"alice", "", 0},   /* empty ack */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msgpack_sbuffer sb;
+        msgpack_unpacked u;
+        struct cm_fanout_job j;
+        char err[128] = "";
+        msgpack_sbuffer_init(&sb);
+        cr_assert_eq(cm_fanout_job_pack_ack(&sb, "room:general", 12, NULL, NULL, 0, "\x80", 1, cases[i].user,
+                                            strlen(cases[i].user), cases[i].ack, cases[i].ack_len),
+                     0);
+        msgpack_unpacked_init(&u);
+        cr_assert_eq(cm_fanout_job_unpack(sb.data, sb.size, &u, &j, err, sizeof(err)), -1, "case %zu", i);
+        cr_assert_str_eq(err, "fan-out job: bad ack");
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* "a" that is not a 2-element array */
+    const char bad[] = "\x85\xa1v\x01\xa1" "c\xa6room:a\xa1r\x90\xa1m\xc4\x01\x80\xa1" "a\x91\xa5" "alice";
+    msgpack_unpacked u;
+    struct cm_fanout_job j;
+    char err[128] = "";
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(cm_fanout_job_unpack(bad, sizeof(bad) - 1, &u, &j, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "fan-out job: bad ack");
+    msgpack_unpacked_destroy(&u);
 }
 
 Test(envelope, fanout_rejects_bad_conv_and_recipients)

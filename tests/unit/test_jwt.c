@@ -270,3 +270,68 @@ Test(jwt, result_strings)
     for (int r = CM_JWT_OK; r <= CM_JWT_BAD_SUB; r++)
         cr_assert_gt(strlen(cm_jwt_result_str((enum cm_jwt_result)r)), 0);
 }
+
+/* ---- cm_jwt_check: rotation keys, aud, iss ---- */
+
+#define KEY2 ((const unsigned char *)"the-previous-key")
+#define KEY2LEN 16
+
+static enum cm_jwt_result check(const char *tok, const struct cm_jwt_rules *r)
+{
+    char sub[CM_USER_MAX + 1];
+    int64_t exp;
+    return cm_jwt_check(tok, strlen(tok), r, NOW, sub, &exp);
+}
+
+Test(jwt_check, either_of_two_keys)
+{
+    char tok[512];
+    struct cm_jwt_rules both = {.keys = {KEY, KEY2}, .key_lens = {KEYLEN, KEY2LEN}, .nkeys = 2};
+    struct cm_jwt_rules first = {.keys = {KEY}, .key_lens = {KEYLEN}, .nkeys = 1};
+    struct cm_jwt_rules second = {.keys = {KEY2}, .key_lens = {KEY2LEN}, .nkeys = 1};
+    cr_assert(cm_jwt_sign("alice", NOW + 60, 0, KEY2, KEY2LEN, tok, sizeof(tok)) > 0);
+    cr_assert_eq(check(tok, &both), CM_JWT_OK, "signed by the second key");
+    cr_assert_eq(check(tok, &first), CM_JWT_BAD_SIGNATURE);
+    cr_assert(cm_jwt_sign("alice", NOW + 60, 0, KEY, KEYLEN, tok, sizeof(tok)) > 0);
+    cr_assert_eq(check(tok, &both), CM_JWT_OK, "signed by the first key");
+    cr_assert_eq(check(tok, &second), CM_JWT_BAD_SIGNATURE);
+    cr_assert(cm_jwt_sign("alice", NOW + 60, 0, (const unsigned char *)"third", 5, tok, sizeof(tok)) > 0);
+    cr_assert_eq(check(tok, &both), CM_JWT_BAD_SIGNATURE, "signed by neither");
+    struct cm_jwt_rules none = {.nkeys = 0};
+    cr_assert(cm_jwt_sign("alice", NOW + 60, 0, KEY, KEYLEN, tok, sizeof(tok)) > 0);
+    cr_assert_eq(check(tok, &none), CM_JWT_BAD_SIGNATURE, "no key verifies nothing");
+}
+
+Test(jwt_check, audience_and_issuer)
+{
+    char tok[1024];
+    struct cm_jwt_rules r = {.keys = {KEY}, .key_lens = {KEYLEN}, .nkeys = 1, .audience = "chat",
+                             .issuer = "https://auth.example"};
+    struct {
+        const char *payload;
+        enum cm_jwt_result want;
+    } cases[] = {
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":\"chat\",\"iss\":\"https://auth.example\"}", CM_JWT_OK},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":[\"x\",\"chat\"],\"iss\":\"https://auth.example\"}", CM_JWT_OK},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"iss\":\"https://auth.example\"}", CM_JWT_BAD_AUD},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":\"cha\",\"iss\":\"https://auth.example\"}", CM_JWT_BAD_AUD},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":\"CHAT\",\"iss\":\"https://auth.example\"}",
+         CM_JWT_BAD_AUD},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":[],\"iss\":\"https://auth.example\"}", CM_JWT_BAD_AUD},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":[1],\"iss\":\"https://auth.example\"}", CM_JWT_BAD_AUD},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":\"chat\"}", CM_JWT_BAD_ISS},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":\"chat\",\"iss\":\"https://auth.example/\"}", CM_JWT_BAD_ISS},
+        {"{\"sub\":\"a\",\"exp\":1732300060,\"aud\":\"chat\",\"iss\":7}", CM_JWT_BAD_ISS},
+        /* expiry is judged before aud and iss */
+        {"{\"sub\":\"a\",\"exp\":1732299999,\"aud\":\"x\"}", CM_JWT_EXPIRED},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        make(tok, HS256, cases[i].payload, NULL);
+        cr_assert_eq(check(tok, &r), cases[i].want, "%s: %s", cases[i].payload,
+                     cm_jwt_result_str(check(tok, &r)));
+    }
+    /* unchecked when not configured */
+    struct cm_jwt_rules plain = {.keys = {KEY}, .key_lens = {KEYLEN}, .nkeys = 1};
+    make(tok, HS256, "{\"sub\":\"a\",\"exp\":1732300060,\"aud\":\"whatever\",\"iss\":3}", NULL);
+    cr_assert_eq(check(tok, &plain), CM_JWT_OK);
+}

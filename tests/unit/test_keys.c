@@ -67,3 +67,29 @@ Test(keys, channel_user_rejects_other_names)
     /* the length bounds the name: a valid prefix is not enough */
     cr_assert_not(cm_key_channel_user("chatmi:{u:bob}", 13, &u, &ul));
 }
+
+Test(keys, channel_room_roundtrip)
+{
+    char k[CM_KEY_MAX];
+    const char *c = NULL;
+    size_t cl = 0;
+    size_t n = cm_key_conv_channel(k, "room:lobby", 10);
+    cr_assert_str_eq(k, "chatmi:{c:room:lobby}");
+    cr_assert(cm_key_channel_room(k, n, &c, &cl));
+    cr_assert_eq(cl, 10);
+    cr_assert_eq(memcmp(c, "room:lobby", 10), 0);
+}
+
+Test(keys, channel_room_rejects_other_names)
+{
+    const char *bad[] = {"chatmi:{c:room:}",  "chatmi:{c:dm:a:b}", "chatmi:{u:room:x}", "chatmi:{c:room:x",
+                         "chatmi:{c:room:x}:seq", "chatmi:{c:room:a b}", "chatmi:{c:", "", "chatmi:{c:room:x}}"};
+    const char *c;
+    size_t cl;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_not(cm_key_channel_room(bad[i], strlen(bad[i]), &c, &cl), "accepted \"%s\"", bad[i]);
+    /* and a room channel is not a user channel */
+    const char *u;
+    size_t ul;
+    cr_assert_not(cm_key_channel_user("chatmi:{c:room:x}", 17, &u, &ul));
+}

@@ -408,3 +408,72 @@ Test(opt, config_file_errors_name_file_and_line)
     cr_assert(strstr(err, "--config: missing value") != NULL, "%s", err);
     release(&c);
 }
+
+/* ---- a secret's file twin (--jwt-secret-file here; --redis-url-file in the programs) ---- */
+
+static const char *secret_file(const char *name, const char *text)
+{
+    static char path[4][256];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, 256, "/tmp/chatmi-test-opt-%d-%s", (int)getpid(), name);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+Test(opt, secret_from_its_file_twin)
+{
+    struct cfg c;
+    char err[256];
+    char *p = (char *)secret_file("a", "s3cret\n");
+    cr_assert_eq(parse(&c, ARGC("--jwt-secret-file", p), ARGV("--jwt-secret-file", (char *)p), err, sizeof(err)),
+                 CM_OPT_OK, "%s", err);
+    cr_assert_str_eq(c.secret, "s3cret", "the trailing newline is dropped");
+    release(&c);
+
+    /* the environment form; a flag value still wins over it */
+    setenv("CHATMI_JWT_SECRET_FILE", p, 1);
+    cr_assert_eq(parse(&c, 1, ARGV(NULL), err, sizeof(err)), CM_OPT_OK, "%s", err);
+    cr_assert_str_eq(c.secret, "s3cret");
+    release(&c);
+    cr_assert_eq(parse(&c, ARGC("--jwt-secret", "flag"), ARGV("--jwt-secret", "flag"), err, sizeof(err)), CM_OPT_OK,
+                 "%s", err);
+    cr_assert_str_eq(c.secret, "flag");
+    release(&c);
+    /* both variables: refused */
+    setenv("CHATMI_JWT_SECRET", "env", 1);
+    cr_assert_eq(parse(&c, 1, ARGV(NULL), err, sizeof(err)), CM_OPT_ERROR);
+    cr_assert(strstr(err, "give only one") != NULL, "%s", err);
+    release(&c);
+    unlink(p);
+}
+
+Test(opt, secret_file_errors_name_the_option)
+{
+    struct cfg c;
+    char err[256];
+    char *empty = (char *)secret_file("e", "\n");
+    struct {
+        int argc;
+        char **argv;
+        const char *want;
+    } cases[] = {
+        {ARGC("--jwt-secret-file", "/nonexistent/x"), ARGV("--jwt-secret-file", "/nonexistent/x"),
+         "--jwt-secret-file: cannot open"},
+        {ARGC("--jwt-secret-file", (char *)empty), ARGV("--jwt-secret-file", (char *)empty), "--jwt-secret-file"},
+        {ARGC("--jwt-secret", "x", "--jwt-secret-file", (char *)empty),
+         ARGV("--jwt-secret", "x", "--jwt-secret-file", (char *)empty), "give only one"},
+        {ARGC("--jwt-secret-file"), ARGV("--jwt-secret-file"), "missing value"},
+        {ARGC("--listen-file", "x"), ARGV("--listen-file", "x"), "unknown option --listen-file"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        err[0] = '\0';
+        cr_assert_eq(parse(&c, cases[i].argc, cases[i].argv, err, sizeof(err)), CM_OPT_ERROR, "case %zu", i);
+        cr_assert(strstr(err, cases[i].want) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].want);
+        release(&c);
+    }
+    unlink(empty);
+}
