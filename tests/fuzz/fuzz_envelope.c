@@ -60,14 +60,25 @@ static void fuzz_delivery(const char *buf, size_t size)
     if (cm_delivery_unpack(buf, size, &u, &d, err, sizeof(err)) == 0) {
         FUZZ_ASSERT(d.session == NULL || (d.session_len >= 1 && d.session_len <= CM_SESSION_MAX));
         FUZZ_ASSERT(d.msg_len >= 1 && FUZZ_INSIDE(d.msg, d.msg_len, buf, size));
+        FUZZ_ASSERT(d.change == CM_MEMBER_NONE || d.change == CM_MEMBER_JOINED || d.change == CM_MEMBER_LEFT);
+        if (d.change != CM_MEMBER_NONE) {
+            FUZZ_ASSERT(d.conv_len > 5 && memcmp(d.conv, "room:", 5) == 0);
+            FUZZ_ASSERT(cm_valid_room(d.conv + 5, d.conv_len - 5) && d.seq >= 0);
+        }
 
         msgpack_sbuffer_init(&sb);
-        FUZZ_ASSERT(cm_delivery_pack(&sb, d.session, d.session_len, d.msg, d.msg_len) == 0);
+        if (d.change == CM_MEMBER_NONE)
+            FUZZ_ASSERT(cm_delivery_pack(&sb, d.session, d.session_len, d.msg, d.msg_len) == 0);
+        else
+            FUZZ_ASSERT(cm_delivery_pack_member(&sb, d.session, d.session_len, d.msg, d.msg_len, d.change,
+                                                d.conv, d.conv_len, d.seq) == 0);
         msgpack_unpacked_init(&u2);
         FUZZ_ASSERT(cm_delivery_unpack(sb.data, sb.size, &u2, &d2, err, sizeof(err)) == 0);
         FUZZ_ASSERT((d.session == NULL) == (d2.session == NULL));
         FUZZ_ASSERT(SAME(d.session, d.session_len, d2.session, d2.session_len));
         FUZZ_ASSERT(SAME(d.msg, d.msg_len, d2.msg, d2.msg_len));
+        FUZZ_ASSERT(d.change == d2.change && d.seq == d2.seq);
+        FUZZ_ASSERT(SAME(d.conv, d.conv_len, d2.conv, d2.conv_len));
         msgpack_unpacked_destroy(&u2);
         msgpack_sbuffer_destroy(&sb);
     }
@@ -93,6 +104,9 @@ static void fuzz_fanout(const char *buf, size_t size)
             FUZZ_ASSERT(r->type == MSGPACK_OBJECT_STR && cm_valid_user(r->via.str.ptr, r->via.str.size));
         }
         FUZZ_ASSERT(j.msg_len >= 1 && FUZZ_INSIDE(j.msg, j.msg_len, buf, size));
+        if (j.ack_user != NULL)
+            FUZZ_ASSERT(cm_valid_user(j.ack_user, j.ack_user_len) && j.ack_len >= 1 &&
+                        FUZZ_INSIDE(j.ack, j.ack_len, buf, size));
 
         /* Each recipient takes at least 2 bytes, so short inputs have few. */
         if (j.nrecipients <= 64) {
@@ -101,13 +115,16 @@ static void fuzz_fanout(const char *buf, size_t size)
                 lens[i] = j.recipients[i].via.str.size;
             }
             msgpack_sbuffer_init(&sb);
-            FUZZ_ASSERT(cm_fanout_job_pack(&sb, j.conv, j.conv_len, names, lens, j.nrecipients, j.msg,
-                                           j.msg_len) == 0);
+            FUZZ_ASSERT(cm_fanout_job_pack_ack(&sb, j.conv, j.conv_len, names, lens, j.nrecipients, j.msg,
+                                               j.msg_len, j.ack_user, j.ack_user_len, j.ack, j.ack_len) == 0);
             msgpack_unpacked_init(&u2);
             FUZZ_ASSERT(cm_fanout_job_unpack(sb.data, sb.size, &u2, &j2, err, sizeof(err)) == 0);
             FUZZ_ASSERT(SAME(j.conv, j.conv_len, j2.conv, j2.conv_len));
             FUZZ_ASSERT(SAME(j.msg, j.msg_len, j2.msg, j2.msg_len));
             FUZZ_ASSERT(j.nrecipients == j2.nrecipients);
+            FUZZ_ASSERT((j.ack_user == NULL) == (j2.ack_user == NULL));
+            FUZZ_ASSERT(SAME(j.ack_user, j.ack_user_len, j2.ack_user, j2.ack_user_len));
+            FUZZ_ASSERT(SAME(j.ack, j.ack_len, j2.ack, j2.ack_len));
             msgpack_unpacked_destroy(&u2);
             msgpack_sbuffer_destroy(&sb);
         }

@@ -1,5 +1,5 @@
 /* fuzz_handshake: the WebSocket opening handshake and authentication
- * (gateway/handshake.c) behind the HTTP parser, with a fixed JWT key, a
+ * (gateway/handshake.c) behind the HTTP parser, with two JWT keys (a rotation), a
  * fixed clock and an Origin allowlist, in both auth modes.
  *
  * Checks: the status is one handshake.h documents; a 101 always carries a
@@ -14,6 +14,7 @@
 
 /* The corpus's tokens are signed with this key and expire in 2100. */
 #define FUZZ_JWT_KEY "fuzz-secret"
+#define FUZZ_JWT_KEY2 "fuzz-secret-old"
 #define FUZZ_NOW 1800000000
 
 static void check_result(const struct gw_handshake_result *res)
@@ -27,6 +28,7 @@ static void check_result(const struct gw_handshake_result *res)
         FUZZ_ASSERT(strlen(res->accept) == 28);
         FUZZ_ASSERT(res->enc == CM_ENC_JSON || res->enc == CM_ENC_MSGPACK);
         FUZZ_ASSERT(gw_handshake_response(res, out, sizeof(out)) > 0);
+        FUZZ_ASSERT(res->exp == 0 || res->exp > FUZZ_NOW - 30);
         break;
     }
     case 400: case 401: case 403: case 426:
@@ -42,10 +44,14 @@ static void check_result(const struct gw_handshake_result *res)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const origins[] = {"https://chat.example.com", "http://127.0.0.1:8080"};
+    /* A key rotation in progress: tokens signed by either key are accepted. */
     const struct gw_handshake_config jwt = {
-        GW_AUTH_JWT, (const unsigned char *)FUZZ_JWT_KEY, sizeof(FUZZ_JWT_KEY) - 1, 30, origins, 2,
+        .auth = GW_AUTH_JWT,
+        .jwt_key = (const unsigned char *)FUZZ_JWT_KEY, .jwt_key_len = sizeof(FUZZ_JWT_KEY) - 1,
+        .jwt_key2 = (const unsigned char *)FUZZ_JWT_KEY2, .jwt_key2_len = sizeof(FUZZ_JWT_KEY2) - 1,
+        .jwt_leeway = 30, .allowed_origins = origins, .norigins = 2,
     };
-    const struct gw_handshake_config none = {GW_AUTH_NONE, NULL, 0, 0, NULL, 0};
+    const struct gw_handshake_config none = {.auth = GW_AUTH_NONE};
     struct gw_http_request req;
     struct gw_handshake_result res;
     size_t end = gw_http_head_end((const char *)data, size);

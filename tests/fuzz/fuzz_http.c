@@ -3,7 +3,8 @@
  * The input is what a client sends before the WebSocket upgrade. As the
  * gateway does, gw_http_head_end finds the head and gw_http_parse parses it;
  * then the helpers the handshake uses run over whatever was parsed. Checks:
- * the status is one of those http.h documents, every pointer of the request
+ * the status is one of those http.h documents (a request line over the
+ * limit is 414), every pointer of the request
  * points into the input, the counts are within the limits, and the query
  * decoder never writes past its buffer. */
 #include <string.h>
@@ -33,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(end <= size);
     /* The gateway also parses the whole buffer when it is full without an end. */
     status = gw_http_parse(buf, end ? end : size, &req);
-    FUZZ_ASSERT(status == 0 || status == 400 || status == 431);
+    FUZZ_ASSERT(status == 0 || status == 400 || status == 414 || status == 431);
     if (status != 0)
         return 0;
 
@@ -41,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(req.http_major == 1);
     FUZZ_ASSERT(req.nheaders <= GW_HTTP_HEADERS_MAX);
     FUZZ_ASSERT(req.path != NULL && req.path_len > 0);
+    FUZZ_ASSERT(gw_http_line_len(buf, (size_t)((const char *)memchr(buf, '\n', end) - buf)) <=
+                GW_HTTP_REQUEST_LINE_MAX);
     /* An absolute-form target without a path gets the static "/". */
     FUZZ_ASSERT(FUZZ_INSIDE(req.path, req.path_len, buf, end) || strcmp(req.path, "/") == 0);
     for (i = 0; i < req.path_len; i++)
