@@ -138,7 +138,52 @@ static void format_time(char *buf, size_t buflen)
     snprintf(buf + n, buflen - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-void cm_logv(enum cm_log_level level, const char *event, const char *fmt, va_list ap)
+/* Appends the fields: whole ones only, each built aside first. */
+static void put_fields(struct out *o, const struct cm_log_field *f, size_t n, int json)
+{
+    if (n == 0)
+        return;
+    char one[RECORD_MAX];
+    int first = 1;
+    if (json) {
+        if (o->cap - o->len < 12)
+            return;
+        puts_(o, ",\"fields\":{");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].key == NULL)
+            continue;
+        const char *v = f[i].value ? f[i].value : "";
+        struct out t = {one, 0, sizeof(one)};
+        if (json) {
+            if (!first)
+                puts_(&t, ",");
+            puts_(&t, "\"");
+            put_json_str(&t, f[i].key, strnlen(f[i].key, EVENT_MAX));
+            puts_(&t, "\":\"");
+            put_json_str(&t, v, strlen(v));
+            puts_(&t, "\"");
+        } else {
+            int quote = *v == '\0' || strpbrk(v, " \t\"=") != NULL;
+            puts_(&t, " ");
+            put_text(&t, f[i].key, strnlen(f[i].key, EVENT_MAX));
+            puts_(&t, quote ? "=\"" : "=");
+            put_text(&t, v, strlen(v));
+            if (quote)
+                puts_(&t, "\"");
+        }
+        /* Room for this field and the closing brace. */
+        if (t.len == t.cap || t.len + (json ? 1 : 0) > o->cap - o->len)
+            break;
+        put(o, one, t.len);
+        first = 0;
+    }
+    if (json)
+        puts_(o, "}");
+}
+
+static void logv_fields(enum cm_log_level level, const char *event, const struct cm_log_field *fields,
+                        size_t nfields, const char *fmt, va_list ap)
 {
     static const char *const text_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     static const char *const json_names[] = {"debug", "info", "warn", "error"};
@@ -163,6 +208,8 @@ void cm_logv(enum cm_log_level level, const char *event, const char *fmt, va_lis
     /* Keep room for the closing `"}` and the newline so a truncated record
      * is still one whole line (and one whole JSON object). */
     struct out o = {record, 0, sizeof(record) - 3};
+    if (logger.format == CM_LOG_JSON && nfields > 0)
+        o.cap -= 1; /* the fields' closing brace is kept back too */
     if (logger.format == CM_LOG_JSON) {
         puts_(&o, "{\"time\":\"");
         puts_(&o, when);
@@ -175,9 +222,16 @@ void cm_logv(enum cm_log_level level, const char *event, const char *fmt, va_lis
         puts_(&o, ",\"event\":\"");
         put_json_str(&o, event, strnlen(event, EVENT_MAX));
         puts_(&o, "\",\"msg\":\"");
+        /* The message may be cut; the fields get what it leaves. */
         put_json_str(&o, msg, msglen);
-        o.cap += 2;
-        puts_(&o, "\"}");
+        o.cap += 1;
+        puts_(&o, "\"");
+        if (nfields > 0) {
+            put_fields(&o, fields, nfields, 1);
+            o.cap += 1;
+        }
+        o.cap += 1;
+        puts_(&o, "}");
     } else {
         puts_(&o, when);
         puts_(&o, " ");
@@ -190,6 +244,7 @@ void cm_logv(enum cm_log_level level, const char *event, const char *fmt, va_lis
         put_text(&o, event, strnlen(event, EVENT_MAX));
         puts_(&o, ": ");
         put_text(&o, msg, msglen);
+        put_fields(&o, fields, nfields, 0);
     }
     record[o.len++] = '\n';
 
@@ -198,6 +253,20 @@ void cm_logv(enum cm_log_level level, const char *event, const char *fmt, va_lis
         w = write(logger.fd, record, o.len);
     } while (w < 0 && errno == EINTR);
     errno = saved_errno;
+}
+
+void cm_logv(enum cm_log_level level, const char *event, const char *fmt, va_list ap)
+{
+    logv_fields(level, event, NULL, 0, fmt, ap);
+}
+
+void cm_log_fields(enum cm_log_level level, const char *event, const struct cm_log_field *fields, size_t nfields,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    logv_fields(level, event, fields, nfields, fmt, ap);
+    va_end(ap);
 }
 
 void cm_log(enum cm_log_level level, const char *event, const char *fmt, ...)

@@ -9,6 +9,7 @@
 #define CHATMI_COMMON_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum cm_log_level { CM_LOG_DEBUG = 0, CM_LOG_INFO, CM_LOG_WARN, CM_LOG_ERROR };
 enum cm_log_format { CM_LOG_TEXT = 0, CM_LOG_JSON };
@@ -28,6 +29,20 @@ void cm_log_set_fd(int fd);
 void cm_log(enum cm_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cm_logv(enum cm_log_level level, const char *event, const char *fmt, va_list ap);
+
+/* A key=value pair attached to a record. Keys are short identifiers;
+ * values any text (escaped as needed). */
+struct cm_log_field {
+    const char *key;
+    const char *value;
+};
+
+/* cm_log() with fields: JSON gets "fields":{"key":"value",...} after "msg";
+ * text gets ` key=value` after the message (a value with blanks or quotes
+ * in double quotes). Fields that no longer fit in the record are left out
+ * whole (the record stays valid JSON). */
+void cm_log_fields(enum cm_log_level level, const char *event, const struct cm_log_field *fields, size_t nfields,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
 int cm_log_level_parse(const char *s);

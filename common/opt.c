@@ -485,6 +485,13 @@ fail:
 enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int argc, char **argv,
                                 const char *usage, const char *version, char *err, size_t errlen)
 {
+    return cm_opt_parse_from(opts, nopts, argc, argv, usage, version, NULL, err, errlen);
+}
+
+enum cm_opt_result cm_opt_parse_from(const struct cm_opt *opts, size_t nopts, int argc, char **argv,
+                                     const char *usage, const char *version, char *from_out, char *err,
+                                     size_t errlen)
+{
     /* The winning raw text of each option, chosen before anything is parsed:
      * a bad environment value overridden by a good flag is then no error, and
      * each string option is allocated once. */
@@ -630,6 +637,8 @@ enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int arg
         }
     }
     result = CM_OPT_OK;
+    if (from_out != NULL)
+        memcpy(from_out, from, nopts);
 out:
     for (size_t i = 0; secret_text != NULL && i < nopts; i++)
         if (secret_text[i] != NULL) {
@@ -663,44 +672,127 @@ static void sink_add(struct sink *s, const char *fmt, ...)
         s->len = s->len + (size_t)n < s->cap - 1 ? s->len + (size_t)n : s->cap - 1;
 }
 
+const char *cm_opt_source_name(char from)
+{
+    switch (from) {
+    case CM_SRC_FILE: return "file";
+    case CM_SRC_ENV: return "env";
+    case CM_SRC_FLAG: return "flag";
+    default: return "default";
+    }
+}
+
+void cm_opt_mask_url(const char *url, char *buf, size_t buflen)
+{
+    const char *scheme = strstr(url, "://");
+    const char *info = scheme ? scheme + 3 : url;
+    const char *at = strrchr(info, '@');
+    if (at == NULL) {
+        snprintf(buf, buflen, "%s", url);
+        return;
+    }
+    const char *colon = memchr(info, ':', (size_t)(at - info));
+    if (colon == NULL)
+        snprintf(buf, buflen, "%.*s***%s", (int)(info - url), url, at);
+    else
+        snprintf(buf, buflen, "%.*s:***%s", (int)(colon - url), url, at);
+}
+
+void cm_opt_value(const struct cm_opt *o, char *buf, size_t buflen)
+{
+    if (buflen == 0)
+        return;
+    if (o->secret == CM_OPT_SECRET) {
+        int set = o->type == CM_OPT_STRING ? *(char **)o->dst != NULL : 1;
+        snprintf(buf, buflen, "%s", set ? "***" : "(unset)");
+        return;
+    }
+    switch (o->type) {
+    case CM_OPT_STRING: {
+        const char *v = *(char **)o->dst;
+        if (v == NULL) /* what unset means ("off", "any"), when the table says */
+            snprintf(buf, buflen, "%s", o->def_help ? o->def_help : "(unset)");
+        else if (o->secret == CM_OPT_SECRET_URL)
+            cm_opt_mask_url(v, buf, buflen);
+        else
+            snprintf(buf, buflen, "%s", v);
+        break;
+    }
+    case CM_OPT_INT: snprintf(buf, buflen, "%ld", *(long *)o->dst); break;
+    case CM_OPT_BYTES: snprintf(buf, buflen, "%zu", *(size_t *)o->dst); break;
+    case CM_OPT_SECONDS: snprintf(buf, buflen, "%gs", *(double *)o->dst); break;
+    case CM_OPT_RATE: {
+        const struct cm_rate *r = o->dst;
+        if (r->per_second == 0)
+            snprintf(buf, buflen, "off");
+        else
+            snprintf(buf, buflen, "%g/%g", r->per_second, r->burst);
+        break;
+    }
+    case CM_OPT_ENUM: enum_name(o->choices ? o->choices : "", *(int *)o->dst, buf, buflen); break;
+    case CM_OPT_BOOL: snprintf(buf, buflen, "%s", *(int *)o->dst ? "true" : "false"); break;
+    }
+}
+
 void cm_opt_describe(const struct cm_opt *opts, size_t nopts, char *buf, size_t buflen)
 {
     struct sink s = {buf, 0, buflen};
     if (buflen > 0)
         buf[0] = '\0';
     for (size_t i = 0; i < nopts; i++) {
-        const struct cm_opt *o = &opts[i];
-        const char *sep = i ? " " : "";
-        char name[64];
-        if (o->secret) {
-            int set = o->type == CM_OPT_STRING ? *(char **)o->dst != NULL : 1;
-            sink_add(&s, "%s%s=%s", sep, o->name, set ? "***" : "(unset)");
-            continue;
-        }
-        switch (o->type) {
-        case CM_OPT_STRING: {
-            const char *v = *(char **)o->dst;
-            sink_add(&s, "%s%s=%s", sep, o->name, v ? v : "(unset)");
-            break;
-        }
-        case CM_OPT_INT: sink_add(&s, "%s%s=%ld", sep, o->name, *(long *)o->dst); break;
-        case CM_OPT_BYTES: sink_add(&s, "%s%s=%zu", sep, o->name, *(size_t *)o->dst); break;
-        case CM_OPT_SECONDS: sink_add(&s, "%s%s=%gs", sep, o->name, *(double *)o->dst); break;
-        case CM_OPT_RATE: {
-            const struct cm_rate *r = o->dst;
-            if (r->per_second == 0)
-                sink_add(&s, "%s%s=off", sep, o->name);
-            else
-                sink_add(&s, "%s%s=%g/%g", sep, o->name, r->per_second, r->burst);
-            break;
-        }
-        case CM_OPT_ENUM:
-            enum_name(o->choices ? o->choices : "", *(int *)o->dst, name, sizeof(name));
-            sink_add(&s, "%s%s=%s", sep, o->name, name);
-            break;
-        case CM_OPT_BOOL: sink_add(&s, "%s%s=%s", sep, o->name, *(int *)o->dst ? "true" : "false"); break;
+        char value[512];
+        cm_opt_value(&opts[i], value, sizeof(value));
+        sink_add(&s, "%s%s=%s", i ? " " : "", opts[i].name, value);
+    }
+}
+
+#define CONFIG_FIELDS_MAX 64
+#define CONFIG_VALUE_MAX 256
+
+void cm_opt_log_config(const struct cm_opt *opts, size_t nopts, const char *from, const char *event,
+                       const struct cm_log_field *extra, size_t nextra)
+{
+    /* One field per option, then the sources grouped ("flag: a b; env: c"),
+     * then the extra fields: values live in one block owned here. */
+    if (nopts > CONFIG_FIELDS_MAX - 1)
+        nopts = CONFIG_FIELDS_MAX - 1;
+    if (nextra > CONFIG_FIELDS_MAX - 1 - nopts)
+        nextra = CONFIG_FIELDS_MAX - 1 - nopts;
+    char(*values)[CONFIG_VALUE_MAX] = calloc(nopts ? nopts : 1, CONFIG_VALUE_MAX);
+    struct cm_log_field fields[CONFIG_FIELDS_MAX];
+    char sources[1024];
+    struct sink s = {sources, 0, sizeof(sources)};
+    sources[0] = '\0';
+    if (values == NULL) {
+        cm_log(CM_LOG_ERROR, event, "out of memory describing the configuration");
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nopts; i++) {
+        cm_opt_value(&opts[i], values[i], CONFIG_VALUE_MAX);
+        fields[n].key = opts[i].name;
+        fields[n++].value = values[i];
+    }
+    static const char order[] = {CM_SRC_FLAG, CM_SRC_ENV, CM_SRC_FILE};
+    for (size_t k = 0; k < sizeof(order); k++) {
+        int any = 0;
+        for (size_t i = 0; from != NULL && i < nopts; i++) {
+            if (from[i] != order[k])
+                continue;
+            sink_add(&s, "%s%s", any ? " " : s.len ? "; " : "", "");
+            if (!any)
+                sink_add(&s, "%s: ", cm_opt_source_name(order[k]));
+            sink_add(&s, "%s", opts[i].name);
+            any = 1;
         }
     }
+    sink_add(&s, "%sthe rest: default", s.len ? "; " : "");
+    fields[n].key = "sources";
+    fields[n++].value = sources;
+    for (size_t i = 0; i < nextra; i++)
+        fields[n++] = extra[i];
+    cm_log_fields(CM_LOG_INFO, event, fields, n, "effective configuration (%zu options)", nopts);
+    free(values);
 }
 
 void cm_opt_free(const struct cm_opt *opts, size_t nopts)

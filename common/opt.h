@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "common/log.h"
+
 enum cm_opt_type {
     CM_OPT_STRING,
     CM_OPT_INT,
@@ -40,10 +42,16 @@ struct cm_opt {
     const char *def_help;   /* shown in --help instead of `def` when set ("number of CPUs") */
     const char *choices;    /* CM_OPT_ENUM: "a|b|c" */
     double min, max;        /* CM_OPT_INT/BYTES/SECONDS bounds (both 0: unbounded) */
-    int secret;             /* value masked in cm_opt_describe() */
+    int secret;             /* CM_OPT_SECRET: value shown as "***"; CM_OPT_SECRET_URL: a URL
+                               shown with its password masked (scheme://user:***@host) */
     const char *help;
     void *dst;
 };
+
+enum { CM_OPT_PUBLIC = 0, CM_OPT_SECRET = 1, CM_OPT_SECRET_URL = 2 };
+
+/* Where an option's value came from (cm_opt_parse_from). */
+enum cm_opt_source { CM_SRC_DEFAULT = 'd', CM_SRC_FILE = 'c', CM_SRC_ENV = 'e', CM_SRC_FLAG = 'f' };
 
 enum cm_opt_result {
     CM_OPT_OK = 0,
@@ -60,6 +68,30 @@ enum cm_opt_result {
  * errors. Positional arguments are errors. */
 enum cm_opt_result cm_opt_parse(const struct cm_opt *opts, size_t nopts, int argc, char **argv,
                                 const char *usage, const char *version, char *err, size_t errlen);
+
+/* cm_opt_parse(), also writing where each option's value came from into
+ * from[0..nopts) (enum cm_opt_source), for the start-up log. */
+enum cm_opt_result cm_opt_parse_from(const struct cm_opt *opts, size_t nopts, int argc, char **argv,
+                                     const char *usage, const char *version, char *from, char *err,
+                                     size_t errlen);
+
+/* "default", "file", "env" or "flag". */
+const char *cm_opt_source_name(char from);
+
+/* The option's effective value as text, masked as its `secret` says; a
+ * string never set shows its def_help ("off"), else "(unset)". */
+void cm_opt_value(const struct cm_opt *o, char *buf, size_t buflen);
+
+/* Copies url into buf with the password of its userinfo (between the first
+ * ':' and the last '@' after "://") replaced by "***"; a userinfo without
+ * ':' is masked whole. */
+void cm_opt_mask_url(const char *url, char *buf, size_t buflen);
+
+/* Logs the effective configuration once (event, level info): every
+ * option's value (masked) and where it came from (from: as filled by
+ * cm_opt_parse_from), as fields, plus `extra` fields (derived values). */
+void cm_opt_log_config(const struct cm_opt *opts, size_t nopts, const char *from, const char *event,
+                       const struct cm_log_field *extra, size_t nextra);
 
 /* Parsers for single values, shared with programs that validate later.
  * Each returns 0 or -1 with a message in err. */

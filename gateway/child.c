@@ -400,7 +400,7 @@ int gw_child_run(const struct gw_config *cfg, int index, int listen_fd, int noti
     ch.listen_fd = listen_fd;
     ch.notify_fd = notify_fd;
     ch.metrics = metrics;
-    ch.stats = &metrics->slots[index];
+    ch.stats = metrics->own;
     ch.heartbeat_s = (int)cfg->heartbeat;
     if (ch.heartbeat_s < 1)
         ch.heartbeat_s = 1;

@@ -29,7 +29,7 @@ struct gw_child {
     int *write_fds;                  /* connections with output queued in this loop pass */
     size_t nwrite_fds, write_fds_cap;
     struct gw_metrics *metrics;
-    struct gw_metrics_slot *stats;   /* this child's slot */
+    struct gw_metrics_cell *stats;   /* this child's cell (only this process writes it) */
 
     struct gw_conn **conns;          /* by fd */
     size_t conns_cap;

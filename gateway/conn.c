@@ -141,7 +141,7 @@ static int count_address(struct gw_conn *c, const struct gw_addr *addr)
         return 0;
     char text[GW_ADDR_TEXT_MAX];
     gw_addr_format(addr, text, sizeof(text));
-    gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+    gw_metric_add(ch->stats, GW_M_HANDSHAKE_OVER_LIMIT, 1);
     cm_info("conn_refused", "client %s: over --max-conns-per-ip %ld", text, ch->cfg->max_conns_per_ip);
     respond_text(c, 503, "too many connections from your address\n", "Retry-After: 5\r\n");
     return 1;
@@ -193,7 +193,7 @@ struct gw_conn *gw_conn_new(struct gw_child *ch, int fd, const struct sockaddr *
      * cap of a direct client (a proxied one is counted once its
      * X-Forwarded-For is read). */
     if (ch->nconns > (size_t)cfg->max_conns) {
-        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        gw_metric_add(ch->stats, GW_M_HANDSHAKE_OVER_LIMIT, 1);
         cm_debug("conn_refused", "fd %d: over --max-conns %ld", fd, cfg->max_conns);
         respond_text(c, 503, "server full: try again later\n", "Retry-After: 5\r\n");
         return c;
@@ -363,7 +363,7 @@ static void send_error(struct gw_conn *c, const char *id, size_t idlen, enum cm_
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     cm_pack_error(&pk, idlen > 0 ? id : NULL, idlen, code, message);
-    gw_metric_add(c->child->stats, GW_M_ERRORS_SENT, 1);
+    gw_metric_add(c->child->stats, gw_metric_error(code), 1);
     gw_conn_send_msg(c, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -453,14 +453,14 @@ static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const c
      * its successor took over (they are drained with 1001 like the rest):
      * a reload refuses nobody. A stopping gateway answers 503. */
     if (ch->draining && !ch->retiring) {
-        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        gw_metric_add(ch->stats, GW_M_HANDSHAKE_DRAINING, 1);
         respond_text(c, 503, "draining: connect to another instance\n", "Retry-After: 1\r\n");
         return 0;
     }
     struct gw_handshake_result res;
     gw_handshake_check(req, &ch->hs, cm_now_ms() / 1000, &res);
     if (res.status != 101) {
-        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        gw_metric_add(ch->stats, gw_metric_handshake_status(res.status), 1);
         char addr[GW_ADDR_TEXT_MAX];
         cm_debug("handshake_refused", "client %s: status %d: %s", client_text(c, addr, sizeof(addr)), res.status,
                  res.reason ? res.reason : "");
@@ -475,7 +475,7 @@ static int upgrade(struct gw_conn *c, const struct gw_http_request *req, const c
     long max_sessions = ch->cfg->max_sessions_per_user;
     struct gw_user *known = gw_users_find(ch, res.user, strlen(res.user));
     if (max_sessions > 0 && known != NULL && known->nsessions >= (uint32_t)max_sessions) {
-        gw_metric_add(ch->stats, GW_M_HANDSHAKE_FAILED, 1);
+        gw_metric_add(ch->stats, GW_M_HANDSHAKE_OVER_LIMIT, 1);
         char addr[GW_ADDR_TEXT_MAX];
         cm_info("handshake_refused", "user %s (client %s): over --max-sessions-per-user %ld", res.user,
                 client_text(c, addr, sizeof(addr)), max_sessions);
@@ -887,8 +887,10 @@ void gw_conn_check_deadline(struct gw_conn *c, int64_t now_ms)
 {
     if (now_ms < c->deadline_ms)
         return;
-    if (c->state == GW_CONN_HTTP)
+    if (c->state == GW_CONN_HTTP) {
+        gw_metric_add(c->child->stats, GW_M_HANDSHAKE_TIMEOUT, 1);
         cm_debug("handshake_timeout", "fd %d: no complete request in time", c->fd);
+    }
     gw_conn_free(c);
 }
 

@@ -27,12 +27,7 @@ int main(int argc, char **argv)
     }
     cm_log_init("chatmi-gateway", (enum cm_log_format)cfg.log_format, (enum cm_log_level)cfg.log_level);
 
-    char desc[2048];
-    gw_config_describe(&cfg, desc, sizeof(desc));
-    cm_info("config", "%s", desc);
-    char redis[512];
-    cm_redis_url_describe(&cfg.redis, redis, sizeof(redis));
-    cm_info("config_redis", "redis-url=%s", redis);
+    gw_config_log(&cfg, "config");
     if (cfg.auth == GW_AUTH_NONE)
         cm_warn("auth_none", "AUTHENTICATION IS OFF (--auth none): anyone can connect as any user. "
                              "Development only; never expose this instance.");

@@ -46,6 +46,15 @@ struct child_slot {
     int64_t delay_ms;         /* next backoff */
     pid_t predecessor;        /* reload: the child this one replaces, retired once this one is ready */
     int64_t reload_deadline_ms;
+    size_t cell;              /* the running child's metrics cell (metrics.h) */
+    size_t predecessor_cell;
+    unsigned starts;          /* children started in this slot, reload successors included */
+};
+
+/* A replaced child still draining: reaped by pid, its metrics cell freed then. */
+struct retired_child {
+    pid_t pid;
+    size_t cell;
 };
 
 struct master {
@@ -60,7 +69,7 @@ struct master {
     char **argv;
     int reloading;
     size_t reload_next;       /* slot being replaced */
-    pid_t *retired;           /* replaced children still draining */
+    struct retired_child *retired; /* replaced children still draining */
     size_t nretired, retired_cap;
 };
 
@@ -94,10 +103,16 @@ static int spawn(struct master *m, size_t i)
         cm_error("spawn_failed", "child %zu: pipe: %s", i, strerror(errno));
         return -1;
     }
+    int overflow;
+    size_t cell = gw_metrics_cell_take(&m->metrics, &overflow);
+    if (overflow)
+        cm_warn("metrics_cells", "child %zu: every metrics cell is taken (reloads while children drain); "
+                "sharing the overflow cell", i);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         cm_error("spawn_failed", "child %zu: fork: %s", i, strerror(errno));
+        gw_metrics_cell_release(&m->metrics, cell);
         close(pipefd[0]);
         close(pipefd[1]);
         return -1;
@@ -122,6 +137,7 @@ static int spawn(struct master *m, size_t i)
         int listen_fd = s->listen_fd;
         close_slots_except(m, i);
         struct gw_metrics metrics = m->metrics;
+        metrics.own = gw_metrics_cell(&metrics, cell);
         struct gw_config *cfg = m->cfg;
         free(m->slots);
         free(m->retired);
@@ -137,7 +153,10 @@ static int spawn(struct master *m, size_t i)
     s->state = SLOT_RUNNING;
     s->ready = 0;
     s->started_ms = cm_monotonic_ms();
-    gw_metric_add(&m->metrics.slots[i], GW_M_CHILD_STARTS, 1);
+    s->cell = cell;
+    gw_metric_add(m->metrics.own, GW_M_CHILD_STARTS, 1);
+    if (s->starts++ > 0)
+        gw_metric_add(m->metrics.own, GW_M_CHILD_RESTARTS, 1);
     cm_info("child_start", "child %zu started as pid %d", i, (int)pid);
     return 0;
 }
@@ -155,8 +174,9 @@ static struct child_slot *slot_of(struct master *m, pid_t pid, size_t *index)
 static void forget_retired(struct master *m, pid_t pid, int status)
 {
     for (size_t k = 0; k < m->nretired; k++) {
-        if (m->retired[k] != pid)
+        if (m->retired[k].pid != pid)
             continue;
+        gw_metrics_cell_release(&m->metrics, m->retired[k].cell);
         m->retired[k] = m->retired[--m->nretired];
         if (WIFEXITED(status))
             cm_info("child_exit", "replaced child (pid %d) exited with status %d", (int)pid, WEXITSTATUS(status));
@@ -168,13 +188,14 @@ static void forget_retired(struct master *m, pid_t pid, int status)
 
 /* Tells a replaced child to stop accepting and drain (SIGUSR1); the master
  * keeps its pid to reap it and to kill it if a stop runs out of time. */
-static void retire(struct master *m, pid_t pid)
+static void retire(struct master *m, pid_t pid, size_t cell)
 {
     if (m->nretired == m->retired_cap) {
         size_t cap = m->retired_cap ? m->retired_cap * 2 : 8;
-        pid_t *n = realloc(m->retired, cap * sizeof(*n));
+        struct retired_child *n = realloc(m->retired, cap * sizeof(*n));
         if (n == NULL) {
-            /* Untracked, it still drains and exits; only its exit goes unlogged. */
+            /* Untracked, it still drains and exits; only its exit goes
+             * unlogged (and its metrics cell stays taken). */
             cm_warn("reload", "out of memory tracking replaced child %d", (int)pid);
             kill(pid, SIGUSR1);
             return;
@@ -182,7 +203,8 @@ static void retire(struct master *m, pid_t pid)
         m->retired = n;
         m->retired_cap = cap;
     }
-    m->retired[m->nretired++] = pid;
+    m->retired[m->nretired].pid = pid;
+    m->retired[m->nretired++].cell = cell;
     kill(pid, SIGUSR1);
 }
 
@@ -204,9 +226,9 @@ static void reap(struct master *m)
                    "child %zu (pid %d) exited with status %d", i, (int)pid, WEXITSTATUS(status));
         else
             cm_error("child_exit", "child %zu (pid %d) killed by signal %d", i, (int)pid, WTERMSIG(status));
-        /* Its gauges describe connections that no longer exist. */
-        gw_metric_set(&m->metrics.slots[i], GW_M_CONNS_OPEN, 0);
-        gw_metric_set(&m->metrics.slots[i], GW_M_SUBSCRIPTIONS, 0);
+        /* Its counters live on in the master's cell; its gauges described
+         * connections that no longer exist. */
+        gw_metrics_cell_release(&m->metrics, s->cell);
         if (s->notify_fd >= 0) {
             close(s->notify_fd);
             s->notify_fd = -1;
@@ -267,7 +289,7 @@ static void begin_stop(struct master *m)
     m->reloading = 0;
     for (size_t i = 0; i < m->nslots; i++)
         if (m->slots[i].predecessor > 0) {
-            retire(m, m->slots[i].predecessor); /* stops accepting and drains too */
+            retire(m, m->slots[i].predecessor, m->slots[i].predecessor_cell); /* stops accepting and drains too */
             m->slots[i].predecessor = 0;
         }
     for (size_t i = 0; i < m->nslots; i++) {
@@ -318,15 +340,14 @@ static void begin_reload(struct master *m)
     gw_config_free(cur);
     *cur = next;
     cm_log_init("chatmi-gateway", (enum cm_log_format)cur->log_format, (enum cm_log_level)cur->log_level);
-    char desc[2048];
-    gw_config_describe(cur, desc, sizeof(desc));
-    cm_info("reload", "SIGHUP: new configuration: %s", desc);
+    cm_info("reload", "SIGHUP: new configuration read; replacing the children");
+    gw_config_log(cur, "config");
 
     /* A reload during a reload starts over with the newest options; the
      * predecessor of a successor still starting is retired now. */
     for (size_t i = 0; i < m->nslots; i++)
         if (m->slots[i].predecessor > 0) {
-            retire(m, m->slots[i].predecessor);
+            retire(m, m->slots[i].predecessor, m->slots[i].predecessor_cell);
             m->slots[i].predecessor = 0;
         }
     m->reloading = 1;
@@ -362,6 +383,7 @@ static void reload_step(struct master *m, int64_t now)
             if (old.notify_fd >= 0)
                 close(old.notify_fd);
             s->predecessor = old.pid;
+            s->predecessor_cell = old.cell;
             s->reload_deadline_ms = now + RELOAD_READY_MS;
             return;
         }
@@ -372,6 +394,7 @@ static void reload_step(struct master *m, int64_t now)
             cm_error("reload", "child %zu: its successor exited; keeping the old child (pid %d)", i,
                      (int)s->predecessor);
             s->pid = s->predecessor;
+            s->cell = s->predecessor_cell;
             s->state = SLOT_RUNNING;
             s->ready = 1;
             s->notify_fd = -1;
@@ -383,7 +406,7 @@ static void reload_step(struct master *m, int64_t now)
         if (!s->ready)
             cm_warn("reload", "child %zu: successor not ready after %d s; replacing anyway", i,
                     RELOAD_READY_MS / 1000);
-        retire(m, s->predecessor);
+        retire(m, s->predecessor, s->predecessor_cell);
         s->predecessor = 0;
         m->reload_next++;
     }
@@ -504,8 +527,8 @@ int gw_master_run(struct gw_config *cfg, int argc, char **argv)
                     }
                 for (size_t k = 0; k < m.nretired; k++) {
                     cm_warn("child_kill", "replaced child (pid %d) did not drain in time: SIGKILL",
-                            (int)m.retired[k]);
-                    kill(m.retired[k], SIGKILL);
+                            (int)m.retired[k].pid);
+                    kill(m.retired[k].pid, SIGKILL);
                 }
                 m.stop_deadline_ms = now + 1000;
             }

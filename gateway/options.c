@@ -26,7 +26,7 @@
          "address for WebSocket and HTTP", &(cfg)->listen},                                          \
         {"processes", CM_OPT_INT, NULL, "number of CPUs", NULL, 1, 1024, 0,                           \
          "child processes", &(cfg)->processes},                                                      \
-        {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", NULL, NULL, 0, 0, 1,                 \
+        {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", NULL, NULL, 0, 0, CM_OPT_SECRET_URL, \
          "redis://[user:password@]host:port[/db] or "                                               \
          "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db]", &(cfg)->redis_url_text},                          \
         {"auth", CM_OPT_ENUM, "jwt", NULL, "jwt|none", 0, 0, 0,                                       \
@@ -206,10 +206,11 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size
     cfg->processes = ncpu > 0 ? ncpu : 1;
 
     const struct cm_opt opts[] = GW_OPTS(cfg);
-    enum cm_opt_result r = cm_opt_parse(opts, sizeof(opts) / sizeof(opts[0]), argc, argv,
-                                        "Usage: chatmi-gateway [OPTIONS]\n"
-                                        "Pre-fork WebSocket gateway of chatmi.",
-                                        "chatmi-gateway " PACKAGE_VERSION, err, errlen);
+    _Static_assert(sizeof(opts) / sizeof(opts[0]) <= sizeof(cfg->opt_from), "gw_config.opt_from is too small");
+    enum cm_opt_result r = cm_opt_parse_from(opts, sizeof(opts) / sizeof(opts[0]), argc, argv,
+                                             "Usage: chatmi-gateway [OPTIONS]\n"
+                                             "Pre-fork WebSocket gateway of chatmi.",
+                                             "chatmi-gateway " PACKAGE_VERSION, cfg->opt_from, err, errlen);
     if (r == CM_OPT_EXIT)
         return GW_CONFIG_EXIT;
     if (r == CM_OPT_ERROR)
@@ -280,11 +281,14 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size
     return GW_CONFIG_OK;
 }
 
-void gw_config_describe(const struct gw_config *cfg, char *buf, size_t buflen)
+void gw_config_log(const struct gw_config *cfg, const char *event)
 {
     struct gw_config *c = (struct gw_config *)cfg; /* the table only reads through dst here */
     const struct cm_opt opts[] = GW_OPTS(c);
-    cm_opt_describe(opts, sizeof(opts) / sizeof(opts[0]), buf, buflen);
+    char redis[512];
+    cm_redis_url_describe(&cfg->redis, redis, sizeof(redis));
+    const struct cm_log_field extra[] = {{"redis_effective", redis}};
+    cm_opt_log_config(opts, sizeof(opts) / sizeof(opts[0]), cfg->opt_from, event, extra, 1);
 }
 
 void gw_config_handshake(const struct gw_config *cfg, struct gw_handshake_config *hs)

@@ -50,6 +50,7 @@ struct gw_config {
     struct gw_cidrs trusted_proxies;
     char **origins;           /* split --allowed-origins */
     size_t norigins;
+    char opt_from[32];        /* where each option came from (enum cm_opt_source), table order */
 };
 
 enum { GW_CONFIG_OK = 0, GW_CONFIG_EXIT = 1, GW_CONFIG_ERROR = -1 };
@@ -59,8 +60,9 @@ enum { GW_CONFIG_OK = 0, GW_CONFIG_EXIT = 1, GW_CONFIG_ERROR = -1 };
  * the option in err (the caller exits 2). */
 int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size_t errlen);
 
-/* One line with the effective configuration, secrets masked. */
-void gw_config_describe(const struct gw_config *cfg, char *buf, size_t buflen);
+/* Logs the effective configuration (cm_opt_log_config): every option's
+ * value, secrets masked, and where it came from. */
+void gw_config_log(const struct gw_config *cfg, const char *event);
 
 /* The handshake's view of the configuration (points into cfg). */
 void gw_config_handshake(const struct gw_config *cfg, struct gw_handshake_config *hs);

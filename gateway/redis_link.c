@@ -660,6 +660,24 @@ static struct read_for *read_for_new(const char *name, size_t len, uint32_t id)
     return f;
 }
 
+/* A read for name on the command link, or NULL when it is not up. */
+static struct read_for *read_begin(struct gw_child *ch, const char *name, size_t len, uint32_t id)
+{
+    if (!ch->redis.cmd_up || ch->redis.drop_pending)
+        return NULL;
+    return read_for_new(name, len, id);
+}
+
+/* Sends "cmd key" with f for cb; f is freed when that fails. 0 or -1. */
+static int read_send(struct gw_child *ch, redisCallbackFn *cb, struct read_for *f, const char *cmd, const char *key)
+{
+    if (redisAsyncCommand(ch->redis.cmd, cb, f, "%s %s", cmd, key) != REDIS_OK) {
+        free(f);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_rooms(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *rep = reply;
@@ -693,19 +711,12 @@ static void on_rooms(redisAsyncContext *ac, void *reply, void *priv)
 
 int gw_redis_load_rooms(struct gw_child *ch, const char *user, size_t len, uint32_t id)
 {
-    struct gw_redis *r = &ch->redis;
-    if (!r->cmd_up || r->drop_pending)
-        return -1;
-    struct read_for *f = read_for_new(user, len, id);
+    struct read_for *f = read_begin(ch, user, len, id);
     if (f == NULL)
         return -1;
     char key[CM_KEY_MAX];
     cm_key_user(key, f->name, "rooms");
-    if (redisAsyncCommand(r->cmd, on_rooms, f, "SMEMBERS %s", key) != REDIS_OK) {
-        free(f);
-        return -1;
-    }
-    return 0;
+    return read_send(ch, on_rooms, f, "SMEMBERS", key);
 }
 
 static void on_room_seq(redisAsyncContext *ac, void *reply, void *priv)
@@ -727,17 +738,10 @@ static void on_room_seq(redisAsyncContext *ac, void *reply, void *priv)
 
 int gw_redis_room_seq(struct gw_child *ch, const char *conv, size_t len)
 {
-    struct gw_redis *r = &ch->redis;
-    if (!r->cmd_up || r->drop_pending)
-        return -1;
-    struct read_for *f = read_for_new(conv, len, 0);
+    struct read_for *f = read_begin(ch, conv, len, 0);
     if (f == NULL)
         return -1;
     char key[CM_KEY_MAX];
     cm_key_conv(key, f->name, "seq");
-    if (redisAsyncCommand(r->cmd, on_room_seq, f, "GET %s", key) != REDIS_OK) {
-        free(f);
-        return -1;
-    }
-    return 0;
+    return read_send(ch, on_room_seq, f, "GET", key);
 }

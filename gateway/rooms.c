@@ -53,6 +53,7 @@ static void room_release(struct gw_child *ch, struct gw_room *r)
     switch (r->state) {
     case GW_SUB_SUBSCRIBED:
         ch->rooms.nsubscribed--;
+        gw_metric_set(ch->stats, GW_M_ROOM_SUBSCRIPTIONS, ch->rooms.nsubscribed);
         r->max_seq = 0;
         if (gw_redis_unsubscribe_room(ch, r->conv, r->conv_len) == 0)
             r->state = GW_SUB_UNSUBSCRIBING;
@@ -294,6 +295,7 @@ void gw_rooms_on_subscribed(struct gw_child *ch, struct gw_room *r)
     r->state = GW_SUB_SUBSCRIBED;
     r->max_seq = 0;
     ch->rooms.nsubscribed++;
+    gw_metric_set(ch->stats, GW_M_ROOM_SUBSCRIPTIONS, ch->rooms.nsubscribed);
     if (r->nmembers == 0) {
         room_release(ch, r);
         return;
@@ -408,6 +410,7 @@ void gw_rooms_link_down(struct gw_child *ch)
     }
     ch->rooms.nqueued = 0;
     ch->rooms.nsubscribed = 0;
+    gw_metric_set(ch->stats, GW_M_ROOM_SUBSCRIPTIONS, ch->rooms.nsubscribed);
 }
 
 void gw_rooms_link_up(struct gw_child *ch)

@@ -32,6 +32,8 @@ PACKAGES=(
     # the Redis TLS test (tests/integration/test_redis_security.c): stunnel's
     # client mode in front of redis-server's tls-port; openssl makes its CA
     stunnel4 openssl
+    # metrics checks: promtool (check metrics, check config) comes with the server package
+    prometheus
 )
 
 # valgrind needs its Recommends on Debian (libc6-dbg comes as a Depends, gdb
@@ -117,6 +119,14 @@ fi
 if [ "$ok" = 0 ]; then
     # A mirror hiccup must not fail a run whose packages are all in place.
     echo "install-deps.sh: warning: apt-get failed, but every package is installed; continuing" >&2
+fi
+
+# The prometheus package is here for promtool only; on a machine run by
+# systemd its postinst starts the server: stop it (it would hold port 9090).
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 &&
+    systemctl is-enabled --quiet prometheus 2>/dev/null; then
+    "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 ||
+        echo "install-deps.sh: warning: could not stop the prometheus service (only promtool is needed)" >&2
 fi
 
 # dockerfile-utils (the Dockerfile linter of tests/deploy) is an npm package.

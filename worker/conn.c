@@ -129,6 +129,7 @@ int conn_read(struct wk_conn *wc, redisReply **out, size_t n)
         out[i] = NULL;
     if (!wc->c || wc->c->err)
         return -1;
+    wc->round_trips += n > 0;
     /* The whole pipeline is read even after a failover error: a lost
      * connection then overrides it as the cause. */
     const redisReply *failover = NULL;

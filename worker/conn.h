@@ -40,6 +40,7 @@ struct wk_conn {
 
     /* The master connected to, and the one before it (for the log line of
      * a failover): set by conn_open. */
+    uint64_t round_trips;       /* conn_read calls that read replies (metrics.h) */
     struct cm_redis_addr where, prev;
     int have_where;
     int moved;                  /* this connection's master differs from the last one's */

@@ -43,10 +43,7 @@ int emf_format(char *buf, size_t buflen, const char *ns, int64_t ts_ms, const st
     return n < 0 || (size_t)n >= buflen ? -1 : n;
 }
 
-/* LLEN inbound, LLEN fanout, LLEN dead, ZCARD workers in one round trip.
- * 0, 1 when Redis answered with an error (logged; no record), -1 on a
- * connection failure. */
-static int read_depths(struct wk_conn *wc, const struct wk_keys *k, struct wk_emf_depths *d)
+int emf_read_depths(struct wk_conn *wc, const struct wk_keys *k, struct wk_emf_depths *d)
 {
     const char *cmd[4][2] = {{"LLEN", k->inbound}, {"LLEN", k->fanout}, {"LLEN", k->dead}, {"ZCARD", k->workers}};
     for (int i = 0; i < 4; i++)
@@ -77,7 +74,7 @@ int emf_tick(struct wk *w, int64_t now_ms)
         return 0;
     struct wk_emf_depths d;
     memset(&d, 0, sizeof d);
-    int rc = read_depths(&w->conn, &w->keys, &d);
+    int rc = emf_read_depths(&w->conn, &w->keys, &d);
     if (rc < 0)
         return -1;
     w->emf_next_ms = now_ms + cfg->emf_interval_ms;

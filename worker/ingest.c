@@ -11,6 +11,7 @@
 #include "common/proto.h"
 #include "worker/ingest.h"
 #include "worker/mem.h"
+#include "worker/metrics.h"
 #include "worker/replicas.h"
 #include "worker/reply.h"
 #include "worker/store.h"
@@ -161,6 +162,7 @@ static int finish(struct wk *w, const struct queue_batch *b, struct item *items,
     msgpack_sbuffer_init(&tmp);
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct item *it = &items[i];
+        wk_metric_request(&w->metrics, it->has_req ? it->req.op : CM_OP_UNKNOWN, it->dead, &it->reply);
         if (it->dead) {
             cm_warn("dead_letter", "%s (%zu bytes)", it->reason, b->len[i]);
             w->stats.dead++;
@@ -229,12 +231,16 @@ int ingest_run(struct wk *w, const struct queue_batch *b)
 
     for (size_t i = 0; i < n; i++)
         item_prepare(w, &items[i], b->item[i], b->len[i]);
+    int64_t t = wk_metrics_now();
     int rc = run_stages(w, items, n);
+    wk_metric_stage(&w->metrics, WK_MSTAGE_STORE, t);
     /* Acks (and deliveries) only for writes the replicas have too. */
     if (rc == 0 && batch_writes(items, n))
         rc = replicas_wait(w);
+    t = wk_metrics_now();
     if (rc == 0)
         rc = finish(w, b, items, n);
+    wk_metric_stage(&w->metrics, WK_MSTAGE_REPLY, t);
     for (size_t i = 0; i < n; i++)
         item_free(&items[i]);
     free(items);

@@ -2,6 +2,7 @@
  * main loop (docs/architecture.md, "Worker"). */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 #include "worker/emf.h"
 #include "worker/fanout.h"
 #include "worker/ingest.h"
+#include "worker/metrics_http.h"
 #include "worker/options.h"
 #include "worker/queue.h"
 #include "worker/replicas.h"
@@ -108,6 +110,8 @@ static int connect_with_backoff(struct wk *w, int reconnect)
                         w->cfg->url.kind == CM_REDIS_SENTINEL ? " of " : "", w->cfg->url.master, was);
             if (attempt > 0 || c->moved || reconnect)
                 cm_info("redis_connected", "connected to Redis at %s after %u attempts", at, attempt + 1);
+            w->stats.reconnects += reconnect != 0;
+            wk_metric_redis_up(&w->metrics, 1);
             return 0;
         }
         long ms = conn_backoff_ms(attempt);
@@ -128,15 +132,23 @@ static int run_batch(struct wk *w, int ingest, double wait_s, int seen_empty)
     struct queue_batch b;
     memset(&b, 0, sizeof b);
 
+    /* The take stage is timed when it brings items, and the blocking wait
+     * for an empty queue is not part of it (it measures idleness). */
+    int64_t t = wk_metrics_now();
     int rc = seen_empty ? 0 : queue_take(&w->conn, q, proc, w->cfg->batch, &b);
     if (rc == 0 && b.n == 0 && wait_s > 0) {
         rc = queue_wait(&w->conn, q, proc, wait_s, &b);
         /* Whatever arrived with the first item joins its batch. */
+        t = wk_metrics_now();
         if (rc == 0 && b.n == 1 && w->cfg->batch > 1)
             rc = queue_take(&w->conn, q, proc, w->cfg->batch - 1, &b);
     }
     if (rc == 0 && b.n > 0)
+        t = wk_metric_stage(&w->metrics, WK_MSTAGE_TAKE, t);
+    if (rc == 0 && b.n > 0)
         rc = ingest ? ingest_run(w, &b) : fanout_run(w, &b);
+    if (rc == 0 && b.n > 0 && !ingest)
+        wk_metric_stage(&w->metrics, WK_MSTAGE_FANOUT, t);
     int did = b.n > 0;
     queue_batch_free(&b);
     return rc < 0 ? -1 : did;
@@ -162,12 +174,21 @@ static int recover(struct wk *w)
     return 0;
 }
 
+/* The counters since start, as fields (JSON: numbers as strings). */
 static void log_stats(const struct wk *w)
 {
     const struct wk_stats *s = &w->stats;
-    cm_info("stats", "requests=%llu errors=%llu sends=%llu deliveries=%llu fanout_repeats=%llu dead=%llu",
-            (unsigned long long)s->requests, (unsigned long long)s->errors, (unsigned long long)s->sends,
-            (unsigned long long)s->deliveries, (unsigned long long)s->fanout_repeats, (unsigned long long)s->dead);
+    const uint64_t v[] = {s->requests, s->errors, s->sends, s->deliveries, s->fanout_repeats, s->dead, s->reconnects};
+    static const char *const names[] = {"requests", "errors", "sends", "deliveries", "fanout_repeats", "dead",
+                                        "reconnects"};
+    char text[7][24];
+    struct cm_log_field f[7];
+    for (size_t i = 0; i < 7; i++) {
+        snprintf(text[i], sizeof text[i], "%llu", (unsigned long long)v[i]);
+        f[i].key = names[i];
+        f[i].value = text[i];
+    }
+    cm_log_fields(CM_LOG_INFO, "stats", f, 7, "counters since start");
 }
 
 /* The heartbeat (and the reaper), and a fresh count of the master's
@@ -192,6 +213,8 @@ static int step(struct wk *w, int64_t *next_beat)
         *next_beat = now + cfg->heartbeat_ms;
     }
     if (emf_tick(w, now) < 0)
+        return -1;
+    if (wk_metrics_tick(w, now) < 0)
         return -1;
     double wait_s = (double)cfg->heartbeat_ms / 1000.0;
     if (wait_s > WAIT_MAX_S)
@@ -235,6 +258,17 @@ int main(int argc, char **argv)
     memset(&w, 0, sizeof w);
     w.cfg = &cfg;
     init_keys(&w.keys, cfg.worker_id);
+    wk_metrics_init(&w.metrics, cfg.metrics_on);
+    struct wk_metrics_server metrics_server = {.listen_fd = -1};
+    if (cfg.metrics_on) {
+        char err[512];
+        if (wk_metrics_server_start(&metrics_server, cfg.metrics_host, cfg.metrics_port, &w.metrics, cfg.worker_id,
+                                    wk_stage_name(cfg.stage), err, sizeof err) < 0) {
+            cm_error("start_failed", "--metrics-listen %s:%d: %s", cfg.metrics_host, cfg.metrics_port, err);
+            return 1;
+        }
+        cm_info("metrics_listen", "serving /metrics on %s:%d", cfg.metrics_host, cfg.metrics_port);
+    }
 
     int ready = 0, connected = 0;
     unsigned failures = 0; /* consecutive failed turns: backs off a Redis that refuses work */
@@ -249,6 +283,7 @@ int main(int argc, char **argv)
             if (beat(&w) < 0 || recover(&w) < 0) {
                 cm_error("redis_lost", "Redis failed while recovering (%s); reconnecting", conn_errstr(&w.conn));
                 conn_close(&w.conn);
+                wk_metric_redis_up(&w.metrics, 0);
                 connected = 0;
                 nap_until_switch(&w, conn_backoff_ms(failures++));
                 continue;
@@ -262,6 +297,7 @@ int main(int argc, char **argv)
         if (step(&w, &next_beat) < 0) {
             cm_error("redis_lost", "Redis failed (%s); reconnecting", conn_errstr(&w.conn));
             conn_close(&w.conn);
+            wk_metric_redis_up(&w.metrics, 0);
             connected = 0;
             nap_until_switch(&w, conn_backoff_ms(failures++));
             continue;
@@ -272,6 +308,7 @@ int main(int argc, char **argv)
             /* Between batches: nothing is in hand. */
             cm_warn("redis_failover", "the sentinels moved master %s to %s; reconnecting", cfg.url.master, to);
             conn_close(&w.conn);
+            wk_metric_redis_up(&w.metrics, 0);
             connected = 0;
             continue;
         }
@@ -287,6 +324,7 @@ int main(int argc, char **argv)
     if (connected)
         (void)queue_forget(&w.conn, &w.keys, cfg.worker_id);
     conn_free(&w.conn);
+    wk_metrics_server_stop(&metrics_server);
     log_stats(&w);
     cm_info("exit", "worker %s stopped", cfg.worker_id);
     return 0;

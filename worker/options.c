@@ -53,7 +53,7 @@ static int default_worker_id(char *out, size_t outlen)
 
 enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config *cfg)
 {
-    char *redis_url = NULL, *worker_id = NULL, *emf_namespace = NULL;
+    char *redis_url = NULL, *worker_id = NULL, *emf_namespace = NULL, *metrics_listen = NULL;
     int stage = WK_STAGE_ALL, log_format = 0, log_level = 1, emf = 0;
     long batch = 64, history_max = 10000;
     double idem_ttl = 86400, heartbeat = 2, emf_interval = 10, wait_timeout = 1;
@@ -62,7 +62,8 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     char err[512];
 
     const struct cm_opt opts[] = {
-        {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", NULL, 0, 0, 1,
+        {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", NULL, 0, 0,
+         CM_OPT_SECRET_URL,
          "redis://[user:password@]host:port[/db] or "
          "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db]",
          &redis_url},
@@ -95,13 +96,17 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
         {"emf-interval", CM_OPT_SECONDS, "10", NULL, NULL, 1, 3600, 0, "period of the --emf lines", &emf_interval},
         {"emf-namespace", CM_OPT_STRING, "chatmi", NULL, NULL, 0, 0, 0, "CloudWatch namespace of the --emf metrics",
          &emf_namespace},
+        {"metrics-listen", CM_OPT_STRING, NULL, "off", NULL, 0, 0, 0,
+         "ADDR:PORT of an HTTP endpoint for Prometheus (GET /metrics, /healthz, /readyz), e.g. 0.0.0.0:9091",
+         &metrics_listen},
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     enum wk_options_result res = WK_OPTIONS_ERROR;
+    char from[sizeof opts / sizeof opts[0]];
 
     memset(cfg, 0, sizeof *cfg);
-    enum cm_opt_result pr = cm_opt_parse(opts, nopts, argc, argv, "Usage: chatmi-worker [OPTIONS]",
-                                         "chatmi-worker " PACKAGE_VERSION, err, sizeof err);
+    enum cm_opt_result pr = cm_opt_parse_from(opts, nopts, argc, argv, "Usage: chatmi-worker [OPTIONS]",
+                                              "chatmi-worker " PACKAGE_VERSION, from, err, sizeof err);
     if (pr == CM_OPT_EXIT) {
         res = WK_OPTIONS_EXIT;
         goto out;
@@ -136,6 +141,14 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
         goto out;
     }
     strcpy(cfg->emf_namespace, emf_namespace);
+    if (metrics_listen != NULL && *metrics_listen != '\0' && strcmp(metrics_listen, "off") != 0) {
+        if (cm_net_parse_hostport(metrics_listen, cfg->metrics_host, sizeof cfg->metrics_host, &cfg->metrics_port,
+                                  err, sizeof err) < 0) {
+            fprintf(stderr, "chatmi-worker: --metrics-listen: %s\n", err);
+            goto out;
+        }
+        cfg->metrics_on = 1;
+    }
     cfg->emf_interval_ms = emf ? (int64_t)(emf_interval * 1000 + 0.5) : 0;
     cfg->stage = (enum wk_stage)stage;
     cfg->batch = batch;
@@ -147,10 +160,10 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     cfg->wait_timeout_ms = (int64_t)(wait_timeout * 1000 + 0.5);
 
     cm_log_init("chatmi-worker", log_format == 1 ? CM_LOG_JSON : CM_LOG_TEXT, (enum cm_log_level)log_level);
-    char desc[2048], url[512];
-    cm_opt_describe(opts, nopts, desc, sizeof desc);
+    char url[512];
     cm_redis_url_describe(&cfg->url, url, sizeof url);
-    cm_info("config", "%s; effective redis=%s worker-id=%s", desc, url, cfg->worker_id);
+    const struct cm_log_field extra[] = {{"redis_effective", url}, {"worker_id_effective", cfg->worker_id}};
+    cm_opt_log_config(opts, nopts, from, "config", extra, 2);
     res = WK_OPTIONS_OK;
 out:
     cm_opt_free(opts, nopts);

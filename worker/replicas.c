@@ -50,7 +50,9 @@ int replicas_wait(struct wk *w)
     wk_argv_addz(&a, "WAIT");
     wk_argv_addz(&a, num);
     wk_argv_addz(&a, ms);
+    int64_t t0 = wk_metrics_now();
     redisReply *r = conn_call(&w->conn, &a);
+    wk_metric_stage(&w->metrics, WK_MSTAGE_WAIT_REPLICAS, t0);
     if (!r)
         return -1;
     if (r->type == REDIS_REPLY_INTEGER && r->integer >= want) {

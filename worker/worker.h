@@ -8,7 +8,9 @@
 
 #include "common/keys.h"
 #include "common/redis_url.h"
+#include "common/net.h"
 #include "worker/conn.h"
+#include "worker/metrics.h"
 
 /* In the order of the --stage choices. */
 enum wk_stage { WK_STAGE_INGEST = 0, WK_STAGE_FANOUT = 1, WK_STAGE_ALL = 2 };
@@ -34,6 +36,9 @@ struct wk_config {
     long wait_replicas;      /* --wait-replicas: replicas an ack waits for (replicas.h); 0: none */
     int64_t wait_timeout_ms; /* --wait-timeout: the longest such wait */
     char emf_namespace[WK_EMF_NAMESPACE_MAX + 1];
+    int metrics_on;          /* --metrics-listen given (metrics_http.h) */
+    char metrics_host[CM_NET_HOST_MAX];
+    int metrics_port;
 };
 
 /* Every queue key, built once at start with common/keys.h. The proc
@@ -58,6 +63,7 @@ struct wk_stats {
     uint64_t dead;       /* poison records sent to the dead list */
     uint64_t deliveries; /* fan-out PUBLISHes */
     uint64_t fanout_repeats; /* fan-out parts skipped: already published (a redone or repeated job) */
+    uint64_t reconnects;     /* connections to Redis after the first */
 };
 
 struct wk {
@@ -65,6 +71,7 @@ struct wk {
     struct wk_conn conn;
     struct wk_keys keys;
     struct wk_stats stats;
+    struct wk_metrics metrics; /* written by this thread only; read by the metrics thread */
     int64_t emf_next_ms; /* monotonic time of the next EMF record */
     int replicas;                     /* replicas of the master, from ROLE (replicas.h) */
     int role_warned;                  /* ROLE gave no replica list: said once */

@@ -3,6 +3,10 @@
 #
 #   - dockerfile-utils lint docker/Dockerfile (npm: dockerfile-utils);
 #   - docker-compose config -q on the stack, alone and with the JWT override;
+#   - docker-compose config -q with the monitoring profile (Prometheus and
+#     Grafana), promtool check config on docker/prometheus.yml, and
+#     check-dashboard.py: the Grafana dashboard parses and queries only
+#     metrics the gateway's and worker's exposition code names;
 #   - haproxy -c on docker/haproxy.cfg (the file the topology test runs);
 #   - docker/chatmi-healthcheck against a real gateway: 0 for /healthz, 1 for
 #     /readyz while Redis is unreachable;
@@ -14,6 +18,7 @@ set -euo pipefail
 need dockerfile-utils "npm install -g dockerfile-utils (scripts/install-deps.sh does it)"
 need docker-compose "Debian: docker-compose"
 need haproxy "Debian: haproxy"
+need promtool "Debian: prometheus"
 need_python yaml
 passed=0
 d=$TOP_SRCDIR/docker
@@ -31,6 +36,30 @@ for files in "docker-compose.yml" "docker-compose.yml docker-compose.jwt.yml"; d
     say "docker-compose config -q: $files: valid"
     passed=$((passed + 1))
 done
+
+(cd "$d" && env -u CHATMI_PORT docker-compose -f docker-compose.yml --profile monitoring config -q) ||
+    fail "docker-compose --profile monitoring config -q"
+services=$(cd "$d" && env -u CHATMI_PORT docker-compose -f docker-compose.yml --profile monitoring config --services)
+for s in prometheus grafana; do
+    printf '%s\n' "$services" | grep -qx "$s" || fail "the monitoring profile has no $s service"
+done
+# (docker-compose 1.x lists every service whatever the profiles: read them)
+"$PYTHON3" - "$d/docker-compose.yml" <<'PY' || fail "prometheus and grafana must be in the monitoring profile only"
+import sys, yaml
+svcs = yaml.safe_load(open(sys.argv[1]))["services"]
+bad = [n for n, s in svcs.items() if (n in ("prometheus", "grafana")) != (s.get("profiles") == ["monitoring"])]
+sys.exit(1 if bad else 0)
+PY
+say "docker-compose --profile monitoring config -q: valid, prometheus and grafana only in that profile"
+passed=$((passed + 1))
+
+out=$(promtool check config "$d/prometheus.yml" 2>&1) || { printf '%s\n' "$out"; fail "promtool check config"; }
+say "promtool check config docker/prometheus.yml: valid"
+passed=$((passed + 1))
+
+"$PYTHON3" "$TOP_SRCDIR/tests/deploy/check-dashboard.py" "$d/grafana/chatmi-dashboard.json" --source "$TOP_SRCDIR" ||
+    fail "check-dashboard.py docker/grafana/chatmi-dashboard.json"
+passed=$((passed + 1))
 
 CHATMI_LB_BIND=127.0.0.1:8080 CHATMI_GW1=127.0.0.1:8081 CHATMI_GW2=127.0.0.1:8082 \
     haproxy -c -q -f "$d/haproxy.cfg" || fail "haproxy -c -f docker/haproxy.cfg"

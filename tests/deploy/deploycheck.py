@@ -636,7 +636,7 @@ def check_syscalls():
         return p
 
     try:
-        rport, gport = free_port(), free_port()
+        rport, gport, mport = free_port(), free_port(), free_port()
         redis = start([os.environ.get("REDIS_SERVER", "redis-server"), "--port", str(rport), "--bind", "127.0.0.1",
                        "--save", "", "--appendonly", "no", "--dir", tmp], "redis.log")
         wait_for(lambda: "Ready to accept" in open(os.path.join(tmp, "redis.log")).read(), 10, "redis-server")
@@ -646,7 +646,8 @@ def check_syscalls():
                              "--processes", "2", "--auth", "none", "--redis-url", url, "--drain-seconds", "1",
                              "--log-format", "json"], "gateway.log")
         wk = start(strace + ["-o", os.path.join(tmp, "wk.strace"), WORKER, "--redis-url", url, "--emf",
-                             "--emf-interval", "1", "--heartbeat", "0.5", "--log-format", "json"], "worker.log")
+                             "--emf-interval", "1", "--heartbeat", "0.5", "--log-format", "json",
+                             "--metrics-listen", f"127.0.0.1:{mport}"], "worker.log")
 
         def ready():
             try:
@@ -655,9 +656,10 @@ def check_syscalls():
                 return False
         wait_for(ready, 20, "the gateway's /readyz")
         gw_pid, wk_pid = traced_child(gw), traced_child(wk)
-        for path in ("/healthz", "/metrics", "/"):
+        for port, path in ((gport, "/healthz"), (gport, "/metrics"), (gport, "/"), (mport, "/metrics"),
+                           (mport, "/healthz"), (mport, "/readyz")):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{gport}{path}", timeout=5).read()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read()
             except OSError:
                 pass
 

@@ -177,3 +177,55 @@ Test(log, many_records_each_one_line)
     }
     cr_assert_eq(lines, 50);
 }
+
+Test(log, json_record_fields)
+{
+    char buf[8192];
+    cm_log_init("p", CM_LOG_JSON, CM_LOG_DEBUG);
+    const struct cm_log_field f[] = {{"listen", "0.0.0.0:8080"}, {"odd\"key", "va\"l\nue"}, {"empty", NULL}};
+    cm_log_fields(CM_LOG_INFO, "config", f, 3, "effective %s", "configuration");
+    json_t *j = one_json_record(buf, sizeof(buf));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "msg")), "effective configuration");
+    json_t *fields = json_object_get(j, "fields");
+    cr_assert(json_is_object(fields), "%s", buf);
+    cr_assert_str_eq(json_string_value(json_object_get(fields, "listen")), "0.0.0.0:8080");
+    cr_assert_str_eq(json_string_value(json_object_get(fields, "odd\"key")), "va\"l\nue");
+    cr_assert_str_eq(json_string_value(json_object_get(fields, "empty")), "");
+    json_decref(j);
+}
+
+Test(log, text_record_fields)
+{
+    char buf[8192];
+    cm_log_init("p", CM_LOG_TEXT, CM_LOG_DEBUG);
+    const struct cm_log_field f[] = {{"a", "1"}, {"b", "two words"}};
+    cm_log_fields(CM_LOG_WARN, "ev", f, 2, "msg");
+    drain(buf, sizeof(buf));
+    cr_assert_not_null(strstr(buf, " WARN p["), "%s", buf);
+    cr_assert_not_null(strstr(buf, "] ev: msg a=1 b=\"two words\"\n"), "%s", buf);
+}
+
+/* Fields that do not fit are left out whole; the record stays one JSON line. */
+Test(log, json_fields_truncated_stay_valid)
+{
+    static char big[3000], buf[16384];
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    cm_log_init("p", CM_LOG_JSON, CM_LOG_DEBUG);
+    const struct cm_log_field f[] = {{"first", big}, {"second", big}, {"third", "small"}};
+    for (size_t msglen = 0; msglen < 4200; msglen += 700) {
+        char msg[4200];
+        memset(msg, 'm', msglen);
+        msg[msglen] = '\0';
+        cm_log_fields(CM_LOG_INFO, "ev", f, 3, "%s", msg);
+        json_t *j = one_json_record(buf, sizeof(buf));
+        cr_assert_leq(strlen(buf), 4096);
+        json_t *fields = json_object_get(j, "fields");
+        if (fields != NULL) {
+            const char *first = json_string_value(json_object_get(fields, "first"));
+            cr_assert(first == NULL || strlen(first) == sizeof(big) - 1, "a field was cut");
+            cr_assert_null(json_object_get(fields, "second"), "two 3 KB fields in a 4 KB record");
+        }
+        json_decref(j);
+    }
+}

@@ -409,6 +409,63 @@ Test(opt, config_file_errors_name_file_and_line)
     release(&c);
 }
 
+Test(opt, mask_url_passwords)
+{
+    static const char *const cases[][2] = {
+        {"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+        {"redis://user:hunter2@h:1/0", "redis://user:***@h:1/0"},
+        {"redis://:hunter2@h:1", "redis://:***@h:1"},
+        {"redis://hunter2@h:1", "redis://***@h:1"},
+        {"redis://u:p@ss/w:rd@h:1/0", "redis://u:***@h:1/0"},
+        {"redis+sentinel://u:hunter2@a:26379,b:26379/m/0", "redis+sentinel://u:***@a:26379,b:26379/m/0"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[256];
+        cm_opt_mask_url(cases[i][0], out, sizeof(out));
+        cr_assert_str_eq(out, cases[i][1], "%s", cases[i][0]);
+    }
+}
+
+Test(opt, sources_and_config_record)
+{
+    struct cfg c;
+    char err[256] = "";
+    const struct cm_opt opts[] = OPTS(&c);
+    size_t n = sizeof(opts) / sizeof(opts[0]);
+    char from[64];
+    setenv("CHATMI_AUTH", "none", 1);
+    char *argv[] = {"prog", "--processes", "3", "--jwt-secret", "hunter2", NULL};
+    cr_assert_eq(cm_opt_parse_from(opts, n, 5, argv, "u", "v", from, err, sizeof(err)), CM_OPT_OK, "%s", err);
+    unsetenv("CHATMI_AUTH");
+    for (size_t i = 0; i < n; i++) {
+        const char *want = strcmp(opts[i].name, "processes") == 0 || strcmp(opts[i].name, "jwt-secret") == 0
+                               ? "flag"
+                           : strcmp(opts[i].name, "auth") == 0 ? "env"
+                                                                : "default";
+        cr_assert_str_eq(cm_opt_source_name(from[i]), want, "--%s", opts[i].name);
+    }
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    cm_log_set_fd(fds[1]);
+    cm_log_init("t", CM_LOG_JSON, CM_LOG_INFO);
+    const struct cm_log_field extra[] = {{"derived", "x"}};
+    cm_opt_log_config(opts, n, from, "config", extra, 1);
+    cm_log_set_fd(2);
+    close(fds[1]);
+    char buf[8192];
+    ssize_t got = read(fds[0], buf, sizeof(buf) - 1);
+    close(fds[0]);
+    cr_assert_gt(got, 0);
+    buf[got] = '\0';
+    cr_assert_null(strstr(buf, "hunter2"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\"jwt-secret\":\"***\""), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\"processes\":\"3\""), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\"sources\":\"flag: processes jwt-secret; env: auth; the rest: default\""), "%s",
+                       buf);
+    cr_assert_not_null(strstr(buf, "\"derived\":\"x\""), "%s", buf);
+    release(&c);
+}
+
 /* ---- a secret's file twin (--jwt-secret-file here; --redis-url-file in the programs) ---- */
 
 static const char *secret_file(const char *name, const char *text)
