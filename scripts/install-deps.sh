@@ -20,6 +20,9 @@ PACKAGES=(
     libcriterion-dev redis-server redis-sentinel python3 python3-websockets python3-msgpack
     # tools for scripts/run-local.sh and debugging
     valgrind curl ca-certificates
+    # fuzzing (scripts/fuzz.sh, ./configure --enable-fuzz CC=clang): clang and
+    # libFuzzer's runtime (libclang_rt.fuzzer, which clang-14 only recommends)
+    clang-14 clang libclang-rt-14-dev
     # deployment checks (tests/deploy, the topology test): validators of
     # docker/, ecs/ and systemd/; dockerfile-utils comes from npm, below
     systemd shellcheck haproxy docker-compose python3-botocore python3-yaml strace

@@ -4,7 +4,10 @@
 #   1. build in build/ and `make check` (unit, gateway unit and integration tests);
 #   2. build with --enable-sanitizers in build-san/ and `make check` there
 #      (AddressSanitizer with leak detection, UndefinedBehaviorSanitizer);
-#   3. `make distcheck` in build/ (the release tarball builds and passes).
+#   3. scripts/fuzz.sh: the libFuzzer targets of tests/fuzz, built with clang
+#      in build-fuzz/, FUZZ_SECONDS (default 30) each; a target that runs
+#      without a finding counts as passed;
+#   4. `make distcheck` in build/ (the release tarball builds and passes).
 #
 # `make check` includes tests/deploy: docker/, ecs/ and systemd/ through real
 # validators (systemd-analyze, shellcheck, dockerfile-utils, docker-compose,
@@ -16,8 +19,9 @@
 # every step it can and exits non-zero when anything failed.
 #
 # Environment: CHECK_JOBS (parallel test jobs, default 1), JOBS (build jobs,
-# default 2), SKIP_SAN=1 / SKIP_DISTCHECK=1 to leave a step out, SKIP_DEPS=1,
-# SKIP_DEPLOY_CHECKS=1 / SKIP_BROWSER_CHECKS=1 (let those skip when a tool is missing).
+# default 2), FUZZ_SECONDS, SKIP_SAN=1 / SKIP_FUZZ=1 / SKIP_DISTCHECK=1 to leave a step
+# out, SKIP_DEPS=1, SKIP_DEPLOY_CHECKS=1 / SKIP_BROWSER_CHECKS=1 (let those skip when a tool is
+# missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -146,6 +150,25 @@ if [ "${SKIP_SAN:-0}" != 1 ]; then
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
     check "sanitizers" build-san --enable-sanitizers
     unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+    banner "fuzz: every target for $FUZZ_SECONDS s"
+    mkdir -p "$ROOT/build-fuzz"
+    rc=0
+    "$ROOT/scripts/fuzz.sh" "$FUZZ_SECONDS" 2>&1 | tee "$ROOT/build-fuzz/fuzz.out" || rc=$?
+    # One count per target, from fuzz.sh's closing lines.
+    fuzz_ok=$(grep -cE '^fuzz\.sh: [a-z_]+ +ok:' "$ROOT/build-fuzz/fuzz.out" || true)
+    fuzz_bad=$(grep -cE '^fuzz\.sh: [a-z_]+ +FAILED' "$ROOT/build-fuzz/fuzz.out" || true)
+    echo "fuzz: $fuzz_ok passed, $fuzz_bad failed"
+    TOTAL_PASS=$((TOTAL_PASS + fuzz_ok))
+    TOTAL_FAIL=$((TOTAL_FAIL + fuzz_bad))
+    if [ "$rc" -ne 0 ]; then
+        fail_step "fuzz (exit $rc)"
+        # A build failure has no per-target line: count it once.
+        [ "$fuzz_bad" -gt 0 ] || TOTAL_FAIL=$((TOTAL_FAIL + 1))
+    fi
 fi
 
 if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
