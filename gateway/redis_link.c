@@ -554,7 +554,10 @@ static void on_ignore(redisAsyncContext *ac, void *reply, void *priv)
         cm_warn("redis_error", "%s", r->str);
 }
 
-int gw_redis_subscribe(struct gw_child *ch, const char *const *users, const size_t *lens, size_t n)
+/* SUBSCRIBE to the channels of n ids (channel names from `channel`) in one
+ * command; for users, also adds this node to each one's node set. */
+static int subscribe_batch(struct gw_child *ch, const char *const *ids, const size_t *lens, size_t n,
+                           size_t (*channel)(char *, const char *, size_t), int user_nodes)
 {
     struct gw_redis *r = &ch->redis;
     if (!r->sub_up || !r->cmd_up)
@@ -563,24 +566,29 @@ int gw_redis_subscribe(struct gw_child *ch, const char *const *users, const size
     size_t *argvlen = malloc((n + 1) * sizeof(*argvlen));
     char *names = malloc(n * CM_KEY_MAX);
     int rc = -1;
-    if (argv == NULL || argvlen == NULL || names == NULL)
-        goto out;
-    argv[0] = "SUBSCRIBE";
-    argvlen[0] = 9;
-    for (size_t i = 0; i < n; i++) {
-        char *ch_name = names + i * CM_KEY_MAX;
-        argvlen[i + 1] = cm_key_user_channel(ch_name, users[i], lens[i]);
-        argv[i + 1] = ch_name;
-        char nodes[CM_KEY_MAX];
-        cm_key_user(nodes, users[i], "nodes");
-        redisAsyncCommand(r->cmd, on_ignore, NULL, "SADD %s %s", nodes, ch->node);
+    if (argv != NULL && argvlen != NULL && names != NULL) {
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = 9;
+        for (size_t i = 0; i < n; i++) {
+            argvlen[i + 1] = channel(names + i * CM_KEY_MAX, ids[i], lens[i]);
+            argv[i + 1] = names + i * CM_KEY_MAX;
+            if (user_nodes) {
+                char nodes[CM_KEY_MAX];
+                cm_key_user(nodes, ids[i], "nodes");
+                redisAsyncCommand(r->cmd, on_ignore, NULL, "SADD %s %s", nodes, ch->node);
+            }
+        }
+        rc = redisAsyncCommandArgv(r->sub, on_sub_reply, NULL, (int)(n + 1), argv, argvlen) == REDIS_OK ? 0 : -1;
     }
-    rc = redisAsyncCommandArgv(r->sub, on_sub_reply, NULL, (int)(n + 1), argv, argvlen) == REDIS_OK ? 0 : -1;
-out:
     free(argv);
     free(argvlen);
     free(names);
     return rc;
+}
+
+int gw_redis_subscribe(struct gw_child *ch, const char *const *users, const size_t *lens, size_t n)
+{
+    return subscribe_batch(ch, users, lens, n, cm_key_user_channel, 1);
 }
 
 int gw_redis_unsubscribe(struct gw_child *ch, const char *user, size_t len)
@@ -607,26 +615,7 @@ void gw_redis_heartbeat(struct gw_child *ch)
 
 int gw_redis_subscribe_rooms(struct gw_child *ch, const char *const *convs, const size_t *lens, size_t n)
 {
-    struct gw_redis *r = &ch->redis;
-    if (!r->sub_up || !r->cmd_up)
-        return -1;
-    const char **argv = malloc((n + 1) * sizeof(*argv));
-    size_t *argvlen = malloc((n + 1) * sizeof(*argvlen));
-    char *names = malloc(n * CM_KEY_MAX);
-    int rc = -1;
-    if (argv != NULL && argvlen != NULL && names != NULL) {
-        argv[0] = "SUBSCRIBE";
-        argvlen[0] = 9;
-        for (size_t i = 0; i < n; i++) {
-            argvlen[i + 1] = cm_key_conv_channel(names + i * CM_KEY_MAX, convs[i], lens[i]);
-            argv[i + 1] = names + i * CM_KEY_MAX;
-        }
-        rc = redisAsyncCommandArgv(r->sub, on_sub_reply, NULL, (int)(n + 1), argv, argvlen) == REDIS_OK ? 0 : -1;
-    }
-    free(argv);
-    free(argvlen);
-    free(names);
-    return rc;
+    return subscribe_batch(ch, convs, lens, n, cm_key_conv_channel, 0);
 }
 
 int gw_redis_unsubscribe_room(struct gw_child *ch, const char *conv, size_t len)
