@@ -215,7 +215,7 @@ void gw_child_deliver(struct gw_child *ch, struct gw_user *u, const char *data, 
         gw_rooms_on_change(ch, u, &d);
     if (d.session != NULL) {
         struct gw_conn *c = gw_child_find_session(ch, d.session, d.session_len);
-        if (c != NULL && c->user == u) {
+        if (c != NULL && c->user == u && !(d.change == CM_MEMBER_JOINED && gw_rooms_hold_joined(ch, c, &d))) {
             gw_metric_add(ch->stats, GW_M_DELIVERIES, 1);
             gw_conn_send_msg(c, d.msg, d.msg_len);
         }

@@ -23,11 +23,57 @@ struct gw_room *gw_rooms_find(struct gw_child *ch, const char *conv, size_t len)
     return r;
 }
 
+static long member_index(const struct gw_room *r, const struct gw_user *u);
+
+static void waits_free(struct gw_room_wait **w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(w[i]);
+    free(w);
+}
+
+/* Sends held replies to the sessions still there. The array is the
+ * caller's (taken from its room first: sending may close a session and so
+ * change or free the room). */
+static void waits_send(struct gw_child *ch, struct gw_room_wait **w, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct gw_conn *c = (size_t)w[i]->fd < ch->conns_cap ? ch->conns[w[i]->fd] : NULL;
+        if (c != NULL && c->gen == w[i]->gen && c->state == GW_CONN_OPEN) {
+            gw_metric_add(ch->stats, GW_M_DELIVERIES, 1);
+            gw_conn_send_msg(c, w[i]->msg, w[i]->len);
+        }
+    }
+    waits_free(w, n);
+}
+
 static void room_free(struct gw_child *ch, struct gw_room *r)
 {
     HASH_DEL(ch->rooms.table, r);
+    /* Only a room whose members all left or went: nobody to answer. */
+    waits_free(r->waiting, r->nwaiting);
     free(r->members);
     free(r);
+}
+
+int gw_rooms_hold_joined(struct gw_child *ch, struct gw_conn *c, const struct cm_delivery *d)
+{
+    struct gw_room *r = gw_rooms_find(ch, d->conv, d->conv_len);
+    if (r == NULL || r->state == GW_SUB_SUBSCRIBED || member_index(r, c->user) < 0 || r->nwaiting == UINT16_MAX)
+        return 0;
+    struct gw_room_wait **n = realloc(r->waiting, (r->nwaiting + 1u) * sizeof(*n));
+    if (n == NULL)
+        return 0;
+    r->waiting = n;
+    struct gw_room_wait *w = malloc(sizeof(*w) + d->msg_len);
+    if (w == NULL)
+        return 0;
+    w->fd = c->fd;
+    w->gen = c->gen;
+    w->len = d->msg_len;
+    memcpy(w->msg, d->msg, d->msg_len);
+    r->waiting[r->nwaiting++] = w;
+    return 1;
 }
 
 static int room_queue(struct gw_child *ch, struct gw_room *r)
@@ -309,11 +355,16 @@ void gw_rooms_on_subscribed(struct gw_child *ch, struct gw_room *r)
         else
             gw_rooms_on_seq(ch, r->conv, r->conv_len, -1);
     }
+    struct gw_room_wait **waits = r->waiting;
+    size_t nwaits = r->nwaiting;
+    r->waiting = NULL;
+    r->nwaiting = 0;
     walk_begin(ch, r);
     for (uint32_t i = 0; i < r->nmembers; i++)
         if (r->members[i].user != NULL)
             gw_users_check_ready(ch, r->members[i].user);
     walk_end(ch, r);
+    waits_send(ch, waits, nwaits);
 }
 
 void gw_rooms_on_seq(struct gw_child *ch, const char *conv, size_t len, long long value)
@@ -404,12 +455,26 @@ void gw_rooms_link_down(struct gw_child *ch)
         u->rooms_state = GW_ROOMS_NONE;
         u->rooms_reload = 0;
     }
+    /* Held joined replies are answers the clients wait for: they go out
+     * once every room is gone (the sessions get a resync too). */
+    struct gw_room_wait **held = NULL;
+    size_t nheld = 0;
     struct gw_room *r, *rtmp;
     HASH_ITER(hh, ch->rooms.table, r, rtmp) {
+        struct gw_room_wait **n = r->nwaiting ? realloc(held, (nheld + r->nwaiting) * sizeof(*n)) : held;
+        if (n != NULL) {
+            held = n;
+            memcpy(held + nheld, r->waiting, r->nwaiting * sizeof(*held));
+            nheld += r->nwaiting;
+            free(r->waiting);
+            r->waiting = NULL;
+            r->nwaiting = 0;
+        }
         room_free(ch, r);
     }
     ch->rooms.nqueued = 0;
     ch->rooms.nsubscribed = 0;
+    waits_send(ch, held, nheld);
     gw_metric_set(ch->stats, GW_M_ROOM_SUBSCRIPTIONS, ch->rooms.nsubscribed);
 }
 

@@ -35,8 +35,18 @@
 #include "common/ids.h"
 
 struct gw_child;
+struct gw_conn;
 struct gw_user;
 struct cm_delivery;
+
+/* A joined reply held until the room's channel is subscribed: a client that
+ * sends after seeing "joined" then always gets its own message. */
+struct gw_room_wait {
+    int fd;
+    uint32_t gen;
+    size_t len;
+    char msg[];
+};
 
 struct gw_room_member {
     struct gw_user *user;
@@ -51,6 +61,8 @@ struct gw_room {
     uint8_t checking;          /* a GET of the room's seq is in flight */
     uint8_t conv_len;
     uint8_t holes;             /* members left while the room was walked: user NULL */
+    uint16_t nwaiting;
+    struct gw_room_wait **waiting; /* joined replies held until SUBSCRIBED */
     int64_t max_seq;           /* highest seq delivered on the channel since subscribed */
     char conv[CM_CONV_MAX + 1]; /* "room:<name>" */
 };
@@ -74,6 +86,10 @@ void gw_rooms_on_loaded(struct gw_child *ch, const char *user, size_t user_len, 
 
 /* A join or leave reply passing through the user's channel. */
 void gw_rooms_on_change(struct gw_child *ch, struct gw_user *u, const struct cm_delivery *d);
+
+/* A joined reply (d, for session c) to hold until its room's channel is
+ * subscribed. 1 when held (sent later), 0 when it can go now. */
+int gw_rooms_hold_joined(struct gw_child *ch, struct gw_conn *c, const struct cm_delivery *d);
 
 /* The user has no session left: leaves every room it was in. */
 void gw_rooms_drop_user(struct gw_child *ch, struct gw_user *u);

@@ -40,6 +40,41 @@ static long long cmd_calls(const char *cmd)
     return p ? atoll(p + strlen(needle)) : 0;
 }
 
+/* A delivery of conv/seq, or a resync (the same news for a client: fetch
+ * history after). */
+struct deliv_or_resync {
+    const char *conv;
+    int64_t seq;
+};
+
+static int match_deliv_or_resync(json_t *m, const void *arg)
+{
+    const struct deliv_or_resync *w = arg;
+    const char *op = js(m, "op");
+    if (strcmp(op, "resync") == 0)
+        return 1;
+    return strcmp(op, "message") == 0 && strcmp(js(m, "conv"), w->conv) == 0 && ji(m, "seq") == w->seq;
+}
+
+static void await_deliv_or_resync(struct ws *ws, const char *conv, int64_t seq)
+{
+    struct deliv_or_resync w = {conv, seq};
+    json_t *m = ws_wait(ws, match_deliv_or_resync, &w, IT_WAIT);
+    cr_assert_not_null(m, "%s: neither %s seq %lld nor a resync within %d ms", ws->name, conv, (long long)seq,
+                       IT_WAIT);
+    json_decref(m);
+}
+
+/* Subscribers of a channel, from PUBSUB NUMSUB. */
+static long numsub(const char *chan)
+{
+    char out[256];
+    const char *args[] = {"PUBSUB", "NUMSUB", chan, NULL};
+    cr_assert_eq(it_redis_cli(it_redis_port(), args, out, sizeof(out)), 0, "PUBSUB: %s", out);
+    const char *nl = strchr(out, '\n'); /* the channel's name, then the count */
+    return nl != NULL ? atol(nl + 1) : -1;
+}
+
 static void redis_do(const char *const *args)
 {
     char out[1024];
@@ -85,8 +120,10 @@ Test(rooms, join_and_leave_reach_other_gateways)
     it_join(c, "c1", "shared");
     it_join(a1, "a1", "shared"); /* on gateway 3; gateway 2 learns of it from the reply */
     json_decref(it_room_send(c, "c2", "shared", "both alice sessions"));
-    json_decref(it_deliv(a0, "room:shared", 1));
     json_decref(it_deliv(a1, "room:shared", 1));
+    /* gateway 2 learnt of the join from the reply and subscribed on its own
+     * time: the message, or a resync if it was published before that */
+    await_deliv_or_resync(a0, "room:shared", 1);
 
     json_decref(it_req_op(a1, json_pack("{s:s,s:s,s:s}", "op", "leave", "id", "a2", "room", "shared"), "left"));
     json_decref(it_room_send(c, "c3", "shared", "alice has left"));
@@ -198,12 +235,15 @@ Test(rooms, join_to_a_new_channel_checks_the_room_seq)
         json_decref(it_room_send(x, id, "fresh", "early"));
     }
     struct ws *g = it_open(it_gw_port(3), "gus", NULL);
-    publish_join("gus", "fresh", 4); /* up to date: the child subscribes, reads seq 4 */
-    /* the child now delivers the room to gus */
+    publish_join("gus", "fresh", 4); /* the child subscribes the room's channel */
+    int64_t deadline = it_mono_ms() + IT_WAIT;
+    while (numsub("chatmi:{c:room:fresh}") < 2 && it_mono_ms() < deadline)
+        it_pause_ms(10); /* polled: Redis's own count is the only sign */
+    cr_assert_eq(numsub("chatmi:{c:room:fresh}"), 2, "gateway 3 did not subscribe room:fresh");
+    /* the child now delivers the room to gus (a resync instead is allowed:
+     * its seq check may read the room after this message) */
     json_decref(it_room_send(x, "x9", "fresh", "for gus"));
-    json_t *m = it_deliv(g, "room:fresh", 5);
-    json_decref(m);
-    cr_assert(!got_resync(g, "g1"), "resync although the room was at the join's seq");
+    await_deliv_or_resync(g, "room:fresh", 5);
     ws_free(g);
 
     struct ws *h = it_open(it_gw_port(3), "hal", NULL);
@@ -214,4 +254,25 @@ Test(rooms, join_to_a_new_channel_checks_the_room_seq)
     json_decref(r);
     ws_free(h);
     ws_free(x);
+}
+
+Test(rooms, joined_reply_waits_for_the_room_channel)
+{
+    /* a room no child has subscribed yet: the joined reply comes only once
+     * this child's subscription to it is confirmed, so a send right after
+     * "joined" cannot be published before anyone here listens */
+    for (int k = 0; k < 5; k++) {
+        char user[16], room[16], id[16], chan[64];
+        snprintf(user, sizeof(user), "ivy%d", k);
+        snprintf(room, sizeof(room), "instant%d", k);
+        snprintf(id, sizeof(id), "i%d", k);
+        snprintf(chan, sizeof(chan), "chatmi:{c:room:%s}", room);
+        struct ws *w = it_open(it_gw_port(2), user, NULL);
+        it_join(w, id, room);
+        long subs = numsub(chan);
+        cr_assert_eq(subs, 1, "joined arrived while %s had %ld subscribers (%s)", chan, subs, out);
+        json_decref(it_room_send(w, "s", room, "right after joining"));
+        json_decref(it_deliv(w, NULL, 1));
+        ws_free(w);
+    }
 }
