@@ -145,6 +145,25 @@ static int check_version(const msgpack_object *o)
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 == CM_ENVELOPE_VERSION ? 0 : -1;
 }
 
+int64_t cm_message_seq(const char *msg, size_t len)
+{
+    msgpack_unpacked u;
+    char err[64];
+    int64_t seq = -1;
+    msgpack_unpacked_init(&u);
+    if (cm_msgpack_unpack_one(msg, len, &u, err, sizeof(err)) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *v = &m->ptr[i].val;
+            if (key_is(&m->ptr[i].key, "seq") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                v->via.u64 <= (uint64_t)INT64_MAX)
+                seq = (int64_t)v->via.u64;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return seq;
+}
+
 #define FAIL(...)                                  \
     do {                                           \
         snprintf(err, errlen, __VA_ARGS__);        \

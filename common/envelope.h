@@ -45,6 +45,10 @@ enum cm_encoding { CM_ENC_JSON = 0, CM_ENC_MSGPACK = 1 };
  * proto.c. */
 int cm_msgpack_unpack_one(const char *data, size_t len, msgpack_unpacked *u, char *err, size_t errlen);
 
+/* The "seq" of a packed server message (a map, as the send script stores
+ * it); -1 when it has none or is not a map. */
+int64_t cm_message_seq(const char *msg, size_t len);
+
 #define CM_ENVELOPE_VERSION 1
 #define CM_SESSION_MAX 64
 #define CM_NODE_MAX 64

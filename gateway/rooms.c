@@ -4,7 +4,6 @@
 
 #include "rooms.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -349,20 +348,31 @@ void gw_rooms_on_subscribed(struct gw_child *ch, struct gw_room *r)
     int check = 0;
     for (uint32_t i = 0; i < r->nmembers; i++)
         check |= r->members[i].join_seq >= 0;
+    /* The room's seq cannot be read: every member added by a join reply
+     * is taken to have missed something, as gw_rooms_on_seq does. */
+    int unread = 0;
     if (check && !r->checking) {
         if (gw_redis_room_seq(ch, r->conv, r->conv_len) == 0)
             r->checking = 1;
         else
-            gw_rooms_on_seq(ch, r->conv, r->conv_len, -1);
+            unread = 1;
     }
     struct gw_room_wait **waits = r->waiting;
     size_t nwaits = r->nwaiting;
     r->waiting = NULL;
     r->nwaiting = 0;
     walk_begin(ch, r);
-    for (uint32_t i = 0; i < r->nmembers; i++)
-        if (r->members[i].user != NULL)
-            gw_users_check_ready(ch, r->members[i].user);
+    for (uint32_t i = 0; i < r->nmembers; i++) {
+        struct gw_room_member *m = &r->members[i];
+        if (m->user == NULL)
+            continue;
+        if (unread && m->join_seq >= 0) {
+            m->join_seq = -1;
+            mark_gap(ch, m->user);
+        } else {
+            gw_users_check_ready(ch, m->user);
+        }
+    }
     walk_end(ch, r);
     waits_send(ch, waits, nwaits);
 }
@@ -398,26 +408,6 @@ void gw_rooms_on_unsubscribed(struct gw_child *ch, struct gw_room *r)
     room_free(ch, r);
 }
 
-/* The seq of a packed message map; -1 when it has none. */
-static int64_t message_seq(const char *msg, size_t len)
-{
-    msgpack_unpacked u;
-    char err[64];
-    int64_t seq = -1;
-    msgpack_unpacked_init(&u);
-    if (cm_msgpack_unpack_one(msg, len, &u, err, sizeof(err)) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &u.data.via.map;
-        for (uint32_t i = 0; i < m->size; i++) {
-            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 3 && memcmp(k->via.str.ptr, "seq", 3) == 0 &&
-                v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (uint64_t)INT64_MAX)
-                seq = (int64_t)v->via.u64;
-        }
-    }
-    msgpack_unpacked_destroy(&u);
-    return seq;
-}
-
 void gw_rooms_deliver(struct gw_child *ch, struct gw_room *r, const char *data, size_t len)
 {
     if (r->state != GW_SUB_SUBSCRIBED)
@@ -431,7 +421,7 @@ void gw_rooms_deliver(struct gw_child *ch, struct gw_room *r, const char *data, 
         msgpack_unpacked_destroy(&up);
         return;
     }
-    int64_t seq = message_seq(d.msg, d.msg_len);
+    int64_t seq = cm_message_seq(d.msg, d.msg_len);
     if (seq > r->max_seq)
         r->max_seq = seq;
     struct gw_frames f;

@@ -1,5 +1,4 @@
 /* fanout.c: the fan-out stage (fanout.h). */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,7 +148,7 @@ static int publish_part(struct wk *w, struct fan_state *st, const char *conv, lo
  * cannot be fanned out: the caller dead-letters it. */
 static int publish_job(struct wk *w, const struct cm_fanout_job *j, struct fan_state *st, char *why, size_t whylen)
 {
-    long long seq = reply_message_seq(j->msg, j->msg_len);
+    long long seq = cm_message_seq(j->msg, j->msg_len);
     char conv[CM_CONV_MAX + 1];
     if (seq < 0 || j->conv_len == 0 || j->conv_len > CM_CONV_MAX) {
         snprintf(why, whylen, "fan-out job without a message seq or with a bad conversation");

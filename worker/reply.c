@@ -1,5 +1,4 @@
 /* reply.c: server message packing of reply.h. */
-#include <limits.h>
 #include <string.h>
 
 #include "common/envelope.h"
@@ -32,7 +31,7 @@ static int map_key_is(const msgpack_object *k, const char *name)
     return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
 }
 
-int reply_ack(msgpack_sbuffer *buf, const struct cm_str *id, const char *stored, size_t len)
+int reply_ack(msgpack_sbuffer *buf, const struct cm_str *id, const char *stored, size_t len, uint64_t *seq_out)
 {
     msgpack_unpacked u;
     size_t off = 0;
@@ -67,6 +66,8 @@ int reply_ack(msgpack_sbuffer *buf, const struct cm_str *id, const char *stored,
     cm_pack_strn(&pk, msg->via.str.ptr, msg->via.str.size);
     cm_pack_str(&pk, "ts");
     msgpack_pack_uint64(&pk, ts->via.u64);
+    if (seq_out != NULL)
+        *seq_out = seq->via.u64;
     rc = 0;
 out:
     msgpack_unpacked_destroy(&u);
@@ -164,23 +165,4 @@ void reply_delivery_member(msgpack_sbuffer *buf, const char *session, size_t ses
                 : cm_delivery_pack_member(buf, session, session_len, msg, msg_len, change, conv, conv_len, seq);
     if (r != 0)
         wk_oom();
-}
-
-long long reply_message_seq(const char *msg, size_t len)
-{
-    msgpack_unpacked u;
-    char err[64];
-    long long seq = -1;
-    msgpack_unpacked_init(&u);
-    if (cm_msgpack_unpack_one(msg, len, &u, err, sizeof err) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &u.data.via.map;
-        for (uint32_t i = 0; i < m->size; i++) {
-            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 3 && memcmp(k->via.str.ptr, "seq", 3) == 0 &&
-                v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (uint64_t)LLONG_MAX)
-                seq = (long long)v->via.u64;
-        }
-    }
-    msgpack_unpacked_destroy(&u);
-    return seq;
 }

@@ -18,8 +18,9 @@
 void reply_error(msgpack_sbuffer *buf, const struct cm_str *id, enum cm_err code, const char *message);
 
 /* {"op":"ack","id","conv","seq","msg","ts"} built from the stored message
- * map. -1 (buf unchanged) when stored is not a message map with those fields. */
-int reply_ack(msgpack_sbuffer *buf, const struct cm_str *id, const char *stored, size_t len);
+ * map; *seq (when not NULL) receives its seq. -1 (buf unchanged) when
+ * stored is not a message map with those fields. */
+int reply_ack(msgpack_sbuffer *buf, const struct cm_str *id, const char *stored, size_t len, uint64_t *seq);
 
 void reply_joined(msgpack_sbuffer *buf, const struct cm_str *id, const struct cm_str *room, const char *conv,
                   size_t conv_len);
@@ -49,8 +50,5 @@ void reply_delivery(msgpack_sbuffer *buf, const char *session, size_t session_le
 void reply_delivery_member(msgpack_sbuffer *buf, const char *session, size_t session_len, const char *msg,
                            size_t msg_len, enum cm_member_change change, const char *conv, size_t conv_len,
                            int64_t seq);
-
-/* The seq of a packed stored message (a map with "seq"); -1 when it has none. */
-long long reply_message_seq(const char *msg, size_t len);
 
 #endif

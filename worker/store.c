@@ -459,7 +459,8 @@ static int collect_send(struct wk *w, struct store_op *op, int stage, redisReply
         return 0;
     }
     const redisReply *m = s->element[1];
-    if (reply_ack(reply, &op->req->id, m->str, m->len) < 0) {
+    uint64_t seq = 0;
+    if (reply_ack(reply, &op->req->id, m->str, m->len, &seq) < 0) {
         cm_error("bad_message", "stored message of %s is malformed", op->conv);
         finish_error(w, op, reply, CM_ERR_INTERNAL, "internal error");
         return 0;
@@ -470,7 +471,7 @@ static int collect_send(struct wk *w, struct store_op *op, int stage, redisReply
         w->stats.sends++;
     cm_debug("send", "%s -> %s (%s)", op->user, op->conv,
              status == 0 ? "stored" : status == 1 ? "retry" : "redelivered");
-    op->add_convs = op->kind == CM_CONV_DM && reply_message_seq(m->str, m->len) == 1;
+    op->add_convs = op->kind == CM_CONV_DM && seq == 1;
     op->done = !op->add_convs;
     return 0;
 }

@@ -547,3 +547,15 @@ Test(envelope, random_bytes_never_crash)
     }
     msgpack_sbuffer_destroy(&sb);
 }
+
+Test(envelope, message_seq)
+{
+    /* {"op":"message","seq":17} */
+    cr_assert_eq(cm_message_seq("\x82\xa2op\xa7message\xa3seq\x11", 17), 17);
+    /* no seq, a negative seq, a string seq, not a map, truncated */
+    cr_assert_eq(cm_message_seq("\x81\xa2op\xa3" "ack", 8), -1);
+    cr_assert_eq(cm_message_seq("\x81\xa3seq\xff", 6), -1);
+    cr_assert_eq(cm_message_seq("\x81\xa3seq\xa1" "1", 7), -1);
+    cr_assert_eq(cm_message_seq("\x91\x11", 2), -1);
+    cr_assert_eq(cm_message_seq("\x82\xa2op", 4), -1);
+}
