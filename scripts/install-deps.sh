@@ -134,20 +134,31 @@ fi
 # nodejs and npm. A registry hiccup is retried; a lasting failure fails here,
 # naming the step, rather than skipping the check later.
 DOCKERFILE_UTILS=dockerfile-utils@0.16.3
-install_dockerfile_utils() {
-    local i
+
+ensure_npm() {
     if ! command -v npm >/dev/null 2>&1; then
         echo "install-deps.sh: npm is missing; installing Debian's nodejs and npm"
         "${APT[@]}" install --no-install-recommends nodejs npm || return 1
     fi
+}
+
+# npm_retry WHAT COMMAND...: runs an npm step up to three times.
+npm_retry() {
+    local what=$1 i
+    shift
     for i in 1 2 3; do
-        if "${SUDO[@]}" npm install -g --no-audit --no-fund "$DOCKERFILE_UTILS"; then
+        if "$@"; then
             return 0
         fi
-        echo "install-deps.sh: npm install $DOCKERFILE_UTILS failed (attempt $i of 3)" >&2
+        echo "install-deps.sh: $what failed (attempt $i of 3)" >&2
         sleep $((i * 5))
     done
     return 1
+}
+
+install_dockerfile_utils() {
+    ensure_npm || return 1
+    npm_retry "npm install $DOCKERFILE_UTILS" "${SUDO[@]}" npm install -g --no-audit --no-fund "$DOCKERFILE_UTILS"
 }
 if ! command -v dockerfile-utils >/dev/null 2>&1 || [ "${FORCE:-0}" = 1 ]; then
     if ! install_dockerfile_utils || ! command -v dockerfile-utils >/dev/null 2>&1; then
@@ -161,20 +172,12 @@ if ! command -v dockerfile-utils >/dev/null 2>&1 || [ "${FORCE:-0}" = 1 ]; then
 fi
 
 # playwright-core (see browser_modules_ok above), retried like dockerfile-utils.
+browser_npm_ci() {
+    (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+}
 install_browser_modules() {
-    local i
-    if ! command -v npm >/dev/null 2>&1; then
-        echo "install-deps.sh: npm is missing; installing Debian's nodejs and npm"
-        "${APT[@]}" install --no-install-recommends nodejs npm || return 1
-    fi
-    for i in 1 2 3; do
-        if (cd "$BROWSER_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund); then
-            return 0
-        fi
-        echo "install-deps.sh: npm ci in tests/browser failed (attempt $i of 3)" >&2
-        sleep $((i * 5))
-    done
-    return 1
+    ensure_npm || return 1
+    npm_retry "npm ci in tests/browser" browser_npm_ci
 }
 if ! browser_modules_ok || [ "${FORCE:-0}" = 1 ]; then
     if ! install_browser_modules || ! browser_modules_ok; then
