@@ -57,12 +57,22 @@ size_t cm_key_node_alive(char *out, const char *node)
 
 size_t cm_key_queue(char *out, const char *name)
 {
-    return fitted(snprintf(out, CM_KEY_MAX, CM_KEY_PREFIX ":{q}:%s", name));
+    return cm_key_queue_in(out, "q", name);
 }
 
 size_t cm_key_queue_proc(char *out, const char *name, const char *worker)
 {
-    return fitted(snprintf(out, CM_KEY_MAX, CM_KEY_PREFIX ":{q}:%s:proc:%s", name, worker));
+    return cm_key_queue_proc_in(out, "q", name, worker);
+}
+
+size_t cm_key_queue_in(char *out, const char *tag, const char *name)
+{
+    return fitted(snprintf(out, CM_KEY_MAX, CM_KEY_PREFIX ":{%s}:%s", tag, name));
+}
+
+size_t cm_key_queue_proc_in(char *out, const char *tag, const char *name, const char *worker)
+{
+    return fitted(snprintf(out, CM_KEY_MAX, CM_KEY_PREFIX ":{%s}:%s:proc:%s", tag, name, worker));
 }
 
 int cm_key_channel_user(const char *channel, size_t len, const char **user, size_t *userlen)

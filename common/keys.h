@@ -23,6 +23,9 @@
  *   chatmi:{q}:workers                   zset    worker id -> heartbeat deadline (ms)
  *   chatmi:{q}:dead                      list    poison envelopes with their reason
  *
+ * With --queue-partitions N > 1 every {q} key exists once per partition,
+ * with the partition's tag instead of q (common/cluster.h: {q<p>.<k>}).
+ *
  * Each function writes the NUL-terminated name into out (size CM_KEY_MAX)
  * and returns its length; arguments are trusted to be valid ids. */
 #ifndef CHATMI_COMMON_KEYS_H
@@ -41,6 +44,9 @@ size_t cm_key_conv_channel(char *out, const char *conv, size_t convlen);     /* 
 size_t cm_key_node_alive(char *out, const char *node);                       /* chatmi:{n:<node>}:alive */
 size_t cm_key_queue(char *out, const char *name);                            /* chatmi:{q}:<name> */
 size_t cm_key_queue_proc(char *out, const char *name, const char *worker);   /* chatmi:{q}:<name>:proc:<worker> */
+/* The same in the queue partition whose tag is tag (cm_queue_tag). */
+size_t cm_key_queue_in(char *out, const char *tag, const char *name);       /* chatmi:{<tag>}:<name> */
+size_t cm_key_queue_proc_in(char *out, const char *tag, const char *name, const char *worker);
 
 /* Extracts the user from a per-user channel name; 0 when it is not one.
  * The result points into channel (not NUL terminated). */
