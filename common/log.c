@@ -182,9 +182,33 @@ static void put_fields(struct out *o, const struct cm_log_field *f, size_t n, in
         puts_(o, "}");
 }
 
+/* The calling thread's own field (cm_log_thread_field); "" key: none. */
+static __thread char thread_key[32], thread_value[64];
+
+void cm_log_thread_field(const char *key, const char *value)
+{
+    if (key == NULL || value == NULL) {
+        thread_key[0] = '\0';
+        return;
+    }
+    snprintf(thread_key, sizeof(thread_key), "%s", key);
+    snprintf(thread_value, sizeof(thread_value), "%s", value);
+}
+
+#define THREAD_FIELDS_MAX 16
+
 static void logv_fields(enum cm_log_level level, const char *event, const struct cm_log_field *fields,
                         size_t nfields, const char *fmt, va_list ap)
 {
+    struct cm_log_field all[THREAD_FIELDS_MAX + 1];
+    if (thread_key[0] != '\0' && nfields <= THREAD_FIELDS_MAX) {
+        for (size_t i = 0; i < nfields; i++)
+            all[i] = fields[i];
+        all[nfields].key = thread_key;
+        all[nfields].value = thread_value;
+        fields = all;
+        nfields++;
+    }
     static const char *const text_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
     static const char *const json_names[] = {"debug", "info", "warn", "error"};
     char msg[RECORD_MAX];

@@ -44,6 +44,11 @@ struct cm_log_field {
 void cm_log_fields(enum cm_log_level level, const char *event, const struct cm_log_field *fields, size_t nfields,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Attaches one field (key=value, both copied; at most 31 and 63 bytes) to
+ * every record the calling thread writes from now on, after the record's
+ * own fields: a worker lane's partition. key NULL removes it. */
+void cm_log_thread_field(const char *key, const char *value);
+
 /* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
 int cm_log_level_parse(const char *s);
 
