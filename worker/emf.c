@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "worker/conn.h"
+#include "worker/mem.h"
 #include "worker/options.h"
 
 int emf_namespace_valid(const char *ns)
@@ -43,27 +45,43 @@ int emf_format(char *buf, size_t buflen, const char *ns, int64_t ts_ms, const st
     return n < 0 || (size_t)n >= buflen ? -1 : n;
 }
 
-int emf_read_depths(struct wk_conn *wc, const struct wk_keys *k, struct wk_emf_depths *d)
+int emf_read_depths(struct wk_conn *wc, const struct wk_keys *keys, size_t nparts, struct wk_emf_depths *d)
 {
-    const char *cmd[4][2] = {{"LLEN", k->inbound}, {"LLEN", k->fanout}, {"LLEN", k->dead}, {"ZCARD", k->workers}};
-    for (int i = 0; i < 4; i++)
-        if (conn_append_argv(wc, 2, cmd[i], NULL) < 0)
-            return -1;
-    redisReply *r[4];
-    if (conn_read(wc, r, 4) < 0)
+    size_t n = 4 * nparts;
+    for (size_t p = 0; p < nparts; p++) {
+        const struct wk_keys *k = &keys[p];
+        const char *cmd[4][2] = {{"LLEN", k->inbound}, {"LLEN", k->fanout}, {"LLEN", k->dead}, {"ZCARD", k->workers}};
+        for (int i = 0; i < 4; i++)
+            if (conn_append_argv(wc, 2, cmd[i], NULL) < 0)
+                return -1;
+    }
+    redisReply **r = wk_xcalloc(n, sizeof *r);
+    if (conn_read(wc, r, n) < 0) {
+        free(r);
         return -1;
+    }
+    static const char *const what[4] = {"LLEN inbound", "LLEN fanout", "LLEN dead", "ZCARD workers"};
     long long *out[4] = {&d->inbound, &d->fanout, &d->dead, &d->workers};
+    for (int i = 0; i < 4; i++)
+        *out[i] = 0;
     int rc = 0;
-    for (int i = 0; i < 4; i++) {
-        if (r[i]->type == REDIS_REPLY_INTEGER) {
-            *out[i] = r[i]->integer;
+    for (size_t j = 0; j < n; j++) {
+        int i = (int)(j % 4);
+        if (r[j]->type == REDIS_REPLY_INTEGER) {
+            /* Every live worker beats in every partition: the largest
+             * set counts them; the queues add up. */
+            if (i == 3)
+                *out[i] = r[j]->integer > *out[i] ? r[j]->integer : *out[i];
+            else
+                *out[i] += r[j]->integer;
         } else if (rc == 0) {
-            cm_warn("emf", "%s %s: %s", cmd[i][0], cmd[i][1],
-                    r[i]->type == REDIS_REPLY_ERROR ? r[i]->str : "unexpected reply");
+            cm_warn("emf", "%s of partition %zu: %s", what[i], j / 4,
+                    r[j]->type == REDIS_REPLY_ERROR ? r[j]->str : "unexpected reply");
             rc = 1;
         }
-        freeReplyObject(r[i]);
+        freeReplyObject(r[j]);
     }
+    free(r);
     return rc;
 }
 
@@ -74,7 +92,7 @@ int emf_tick(struct wk *w, int64_t now_ms)
         return 0;
     struct wk_emf_depths d;
     memset(&d, 0, sizeof d);
-    int rc = emf_read_depths(&w->conn, &w->keys, &d);
+    int rc = emf_read_depths(&w->conn, w->all_keys, w->nparts, &d);
     if (rc < 0)
         return -1;
     w->emf_next_ms = now_ms + cfg->emf_interval_ms;

@@ -33,13 +33,16 @@ int emf_namespace_valid(const char *ns);
 int emf_format(char *buf, size_t buflen, const char *ns, int64_t ts_ms, const struct wk_emf_depths *d,
                const char *worker_id, const char *stage);
 
-/* LLEN inbound, LLEN fanout, LLEN dead, ZCARD workers in one round trip
- * (also used by the Prometheus metrics, metrics.h). 0, 1 when Redis answered
- * with an error (logged; d partly filled), -1 on a connection failure. */
-int emf_read_depths(struct wk_conn *wc, const struct wk_keys *k, struct wk_emf_depths *d);
+/* LLEN inbound, LLEN fanout, LLEN dead, ZCARD workers of each of the
+ * nparts queue partitions keys[] in one round trip (also used by the
+ * Prometheus metrics, metrics.h): the queues' sums, and the largest
+ * workers set. 0, 1 when Redis answered with an error (logged; d partly
+ * filled), -1 on a connection failure. */
+int emf_read_depths(struct wk_conn *wc, const struct wk_keys *keys, size_t nparts, struct wk_emf_depths *d);
 
 /* When w's next record is due (now_ms, monotonic), reads the depths in one
  * pipelined round trip and writes the record to stdout with one write(2).
+ * Only lane 0 calls it (it reads every partition).
  * 0 (also when not due, or --emf is off), or -1 on a connection failure. */
 int emf_tick(struct wk *w, int64_t now_ms);
 

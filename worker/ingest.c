@@ -133,7 +133,8 @@ static int run_stages(struct wk *w, struct item *items, size_t n)
     return 0;
 }
 
-/* Queues a PUBLISH of the item's reply to its session. 0 or -1. */
+/* Queues a PUBLISH of the item's reply to its session (SPUBLISH on a
+ * Redis Cluster, where gateways subscribe to shard channels). 0 or -1. */
 static int append_reply(struct wk *w, struct item *it, msgpack_sbuffer *tmp)
 {
     char channel[CM_KEY_MAX];
@@ -142,8 +143,8 @@ static int append_reply(struct wk *w, struct item *it, msgpack_sbuffer *tmp)
     enum cm_member_change change = it->has_op ? it->op.member : CM_MEMBER_NONE;
     reply_delivery_member(tmp, it->env.session, it->env.session_len, it->reply.data, it->reply.size, change,
                           it->op.conv, it->op.conv_len, it->op.member_seq);
-    const char *argv[3] = {"PUBLISH", channel, tmp->data};
-    size_t lens[3] = {7, clen, tmp->size};
+    const char *argv[3] = {w->conn.cluster ? "SPUBLISH" : "PUBLISH", channel, tmp->data};
+    size_t lens[3] = {strlen(argv[0]), clen, tmp->size};
     return conn_append_argv(&w->conn, 3, argv, lens);
 }
 
@@ -232,6 +233,7 @@ int ingest_run(struct wk *w, const struct queue_batch *b)
     for (size_t i = 0; i < n; i++)
         item_prepare(w, &items[i], b->item[i], b->len[i]);
     int64_t t = wk_metrics_now();
+    conn_written_clear(&w->conn); /* replicas_wait: the masters this batch writes to */
     int rc = run_stages(w, items, n);
     wk_metric_stage(&w->metrics, WK_MSTAGE_STORE, t);
     /* Acks (and deliveries) only for writes the replicas have too. */

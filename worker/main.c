@@ -1,6 +1,15 @@
-/* main.c: chatmi-worker: options, signals, the connection's life and the
- * main loop (docs/architecture.md, "Worker"). */
+/* main.c: chatmi-worker: options, signals, the lanes and their loop
+ * (docs/architecture.md, "Worker").
+ *
+ * A lane is the worker's whole loop (take, ingest, hand-off, fan-out,
+ * heartbeat and reaper) on one queue partition, with its own Redis
+ * connection, counters and metrics, on its own thread. --queue-partitions N
+ * runs N lanes, so every partition is waited on by a blocking BLMOVE of its
+ * own and none adds latency to another. The main thread only waits for a
+ * stop signal, then joins the lanes; each finishes its batch and leaves its
+ * partition's heartbeat set first. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +17,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/cluster.h"
 #include "common/keys.h"
 #include "common/log.h"
 #include "worker/emf.h"
@@ -34,6 +44,12 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
+/* Lanes read the flag the handler sets (in the main thread). */
+static int stopping(void)
+{
+    return __atomic_load_n(&stop_requested, __ATOMIC_RELAXED) != 0;
+}
+
 static void setup_signals(void)
 {
     struct sigaction sa;
@@ -46,23 +62,26 @@ static void setup_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
 }
 
-static void init_keys(struct wk_keys *k, const char *id)
+/* Partition p of n: its tag is "q" when n is 1 (chatmi:{q}:inbound). */
+static void init_keys(struct wk_keys *k, const char *id, unsigned p, unsigned n)
 {
-    cm_key_queue(k->inbound, "inbound");
-    cm_key_queue(k->fanout, "fanout");
-    cm_key_queue_proc(k->inbound_proc, "inbound", id);
-    cm_key_queue_proc(k->fanout_proc, "fanout", id);
-    cm_key_queue_proc(k->inbound_proc_prefix, "inbound", "");
-    cm_key_queue_proc(k->fanout_proc_prefix, "fanout", "");
-    cm_key_queue(k->workers, "workers");
-    cm_key_queue(k->dead, "dead");
+    char tag[CM_QUEUE_TAG_MAX];
+    cm_queue_tag(tag, p, n);
+    cm_key_queue_in(k->inbound, tag, "inbound");
+    cm_key_queue_in(k->fanout, tag, "fanout");
+    cm_key_queue_proc_in(k->inbound_proc, tag, "inbound", id);
+    cm_key_queue_proc_in(k->fanout_proc, tag, "fanout", id);
+    cm_key_queue_proc_in(k->inbound_proc_prefix, tag, "inbound", "");
+    cm_key_queue_proc_in(k->fanout_proc_prefix, tag, "fanout", "");
+    cm_key_queue_in(k->workers, tag, "workers");
+    cm_key_queue_in(k->dead, tag, "dead");
 }
 
 /* Sleeps ms milliseconds or until a stop is requested. */
 static void nap(long ms)
 {
     int64_t end = cm_monotonic_ms() + ms;
-    while (!stop_requested) {
+    while (!stopping()) {
         int64_t left = end - cm_monotonic_ms();
         if (left <= 0)
             break;
@@ -79,7 +98,7 @@ static void nap(long ms)
 static void nap_until_switch(struct wk *w, long ms)
 {
     int64_t end = cm_monotonic_ms() + ms;
-    while (!stop_requested) {
+    while (!stopping()) {
         char to[CM_REDIS_ADDR_TEXT_MAX];
         if (conn_master_moved(&w->conn, &w->cfg->url, to, sizeof to)) {
             cm_info("redis_sentinel_switch", "the sentinels moved master %s to %s; connecting now",
@@ -235,9 +254,80 @@ static int step(struct wk *w, int64_t *next_beat)
      * starts (fan-out jobs come from ingest batches, ours included). */
     if (wait_s > WAIT_ALL_S)
         wait_s = WAIT_ALL_S;
-    if (!did && cfg->stage == WK_STAGE_ALL && !stop_requested && run_batch(w, 1, wait_s, 1) < 0)
+    if (!did && cfg->stage == WK_STAGE_ALL && !stopping() && run_batch(w, 1, wait_s, 1) < 0)
         return -1;
     return 0;
+}
+
+/* A lane's loop until a stop is requested (the thread's body). */
+static void *lane_run(void *arg)
+{
+    struct wk *wp = arg, *w = wp;
+    const struct wk_config *cfg = w->cfg;
+    char part[16];
+    snprintf(part, sizeof part, "%u", w->partition);
+    if (cfg->partitions > 1)
+        cm_log_thread_field("partition", part);
+    /* Keyless commands (the MULTI of a hand-off, ROLE) go to the master of
+     * this lane's queues. */
+    conn_pin(&w->conn, w->keys.inbound);
+
+    int ready = 0, connected = 0;
+    unsigned failures = 0; /* consecutive failed turns: backs off a Redis that refuses work */
+    int64_t next_beat = 0, next_stats = cm_monotonic_ms() + STATS_EVERY_MS;
+    struct wk_stats last = w->stats;
+    while (!stopping()) {
+        if (!connected) {
+            if (connect_with_backoff(w, ready) < 0)
+                break;
+            connected = 1;
+            next_beat = 0;
+            if (beat(w) < 0 || recover(w) < 0) {
+                cm_error("redis_lost", "Redis failed while recovering (%s); reconnecting", conn_errstr(&w->conn));
+                conn_close(&w->conn);
+                wk_metric_redis_up(&w->metrics, 0);
+                connected = 0;
+                nap_until_switch(w, conn_backoff_ms(failures++));
+                continue;
+            }
+            if (!ready) {
+                cm_info("ready", "worker %s ready: stage %s, batch %ld, queue %s", cfg->worker_id,
+                        wk_stage_name(cfg->stage), cfg->batch, w->keys.inbound);
+                ready = 1;
+            }
+        }
+        if (step(w, &next_beat) < 0) {
+            cm_error("redis_lost", "Redis failed (%s); reconnecting", conn_errstr(&w->conn));
+            conn_close(&w->conn);
+            wk_metric_redis_up(&w->metrics, 0);
+            connected = 0;
+            nap_until_switch(w, conn_backoff_ms(failures++));
+            continue;
+        }
+        failures = 0;
+        char to[CM_REDIS_ADDR_TEXT_MAX];
+        if (conn_master_moved(&w->conn, &cfg->url, to, sizeof to)) {
+            /* Between batches: nothing is in hand. */
+            cm_warn("redis_failover", "the sentinels moved master %s to %s; reconnecting", cfg->url.master, to);
+            conn_close(&w->conn);
+            wk_metric_redis_up(&w->metrics, 0);
+            connected = 0;
+            continue;
+        }
+        if (cm_monotonic_ms() >= next_stats) {
+            if (memcmp(&last, &w->stats, sizeof last) != 0)
+                log_stats(w);
+            last = w->stats;
+            next_stats = cm_monotonic_ms() + STATS_EVERY_MS;
+        }
+    }
+    /* Every batch taken was finished (step returns only between batches):
+     * nothing is in hand, so leave the heartbeat set cleanly. */
+    if (connected)
+        (void)queue_forget(&w->conn, &w->keys, cfg->worker_id);
+    conn_free(&w->conn);
+    log_stats(w);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -254,78 +344,69 @@ int main(int argc, char **argv)
     }
     setup_signals();
 
-    struct wk w;
-    memset(&w, 0, sizeof w);
-    w.cfg = &cfg;
-    init_keys(&w.keys, cfg.worker_id);
-    wk_metrics_init(&w.metrics, cfg.metrics_on);
+    unsigned n = cfg.partitions;
+    struct wk *lanes = calloc(n, sizeof *lanes);
+    struct wk_keys *keys = calloc(n, sizeof *keys);
+    const struct wk_metrics **metrics = calloc(n, sizeof *metrics);
+    pthread_t *threads = calloc(n, sizeof *threads);
+    if (!lanes || !keys || !metrics || !threads) {
+        cm_error("start_failed", "out of memory for %u lanes", n);
+        return 1;
+    }
+    for (unsigned p = 0; p < n; p++) {
+        struct wk *w = &lanes[p];
+        w->cfg = &cfg;
+        w->partition = p;
+        w->all_keys = keys;
+        w->nparts = n;
+        init_keys(&keys[p], cfg.worker_id, p, n);
+        w->keys = keys[p];
+        wk_metrics_init(&w->metrics, cfg.metrics_on);
+        metrics[p] = &w->metrics;
+    }
+    int rc = 0;
     struct wk_metrics_server metrics_server = {.listen_fd = -1};
     if (cfg.metrics_on) {
         char err[512];
-        if (wk_metrics_server_start(&metrics_server, cfg.metrics_host, cfg.metrics_port, &w.metrics, cfg.worker_id,
+        if (wk_metrics_server_start(&metrics_server, cfg.metrics_host, cfg.metrics_port, metrics, n, cfg.worker_id,
                                     wk_stage_name(cfg.stage), err, sizeof err) < 0) {
             cm_error("start_failed", "--metrics-listen %s:%d: %s", cfg.metrics_host, cfg.metrics_port, err);
-            return 1;
+            rc = 1;
+            goto out;
         }
         cm_info("metrics_listen", "serving /metrics on %s:%d", cfg.metrics_host, cfg.metrics_port);
     }
 
-    int ready = 0, connected = 0;
-    unsigned failures = 0; /* consecutive failed turns: backs off a Redis that refuses work */
-    int64_t next_beat = 0, next_stats = cm_monotonic_ms() + STATS_EVERY_MS;
-    struct wk_stats last = w.stats;
-    while (!stop_requested) {
-        if (!connected) {
-            if (connect_with_backoff(&w, ready) < 0)
-                break;
-            connected = 1;
-            next_beat = 0;
-            if (beat(&w) < 0 || recover(&w) < 0) {
-                cm_error("redis_lost", "Redis failed while recovering (%s); reconnecting", conn_errstr(&w.conn));
-                conn_close(&w.conn);
-                wk_metric_redis_up(&w.metrics, 0);
-                connected = 0;
-                nap_until_switch(&w, conn_backoff_ms(failures++));
-                continue;
-            }
-            if (!ready) {
-                cm_info("ready", "worker %s ready: stage %s, batch %ld", cfg.worker_id, wk_stage_name(cfg.stage),
-                        cfg.batch);
-                ready = 1;
-            }
-        }
-        if (step(&w, &next_beat) < 0) {
-            cm_error("redis_lost", "Redis failed (%s); reconnecting", conn_errstr(&w.conn));
-            conn_close(&w.conn);
-            wk_metric_redis_up(&w.metrics, 0);
-            connected = 0;
-            nap_until_switch(&w, conn_backoff_ms(failures++));
-            continue;
-        }
-        failures = 0;
-        char to[CM_REDIS_ADDR_TEXT_MAX];
-        if (conn_master_moved(&w.conn, &cfg.url, to, sizeof to)) {
-            /* Between batches: nothing is in hand. */
-            cm_warn("redis_failover", "the sentinels moved master %s to %s; reconnecting", cfg.url.master, to);
-            conn_close(&w.conn);
-            wk_metric_redis_up(&w.metrics, 0);
-            connected = 0;
-            continue;
-        }
-        if (cm_monotonic_ms() >= next_stats) {
-            if (memcmp(&last, &w.stats, sizeof last) != 0)
-                log_stats(&w);
-            last = w.stats;
-            next_stats = cm_monotonic_ms() + STATS_EVERY_MS;
+    /* The lanes start with SIGINT and SIGTERM blocked, so the handler runs
+     * on this thread, which waits for it in sigsuspend. */
+    sigset_t stop_set, old;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, &old);
+    unsigned started = 0;
+    for (; started < n; started++) {
+        int e = pthread_create(&threads[started], NULL, lane_run, &lanes[started]);
+        if (e != 0) {
+            cm_error("start_failed", "cannot start lane %u: %s", started, strerror(e));
+            stop_requested = 1;
+            rc = 1;
+            break;
         }
     }
-    /* Every batch taken was finished (step returns only between batches):
-     * nothing is in hand, so leave the heartbeat set cleanly. */
-    if (connected)
-        (void)queue_forget(&w.conn, &w.keys, cfg.worker_id);
-    conn_free(&w.conn);
+    if (n > 1)
+        cm_info("lanes", "%u lanes started, one per queue partition", started);
+    while (!stopping())
+        sigsuspend(&old);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    for (unsigned p = 0; p < started; p++)
+        pthread_join(threads[p], NULL);
     wk_metrics_server_stop(&metrics_server);
-    log_stats(&w);
     cm_info("exit", "worker %s stopped", cfg.worker_id);
-    return 0;
+out:
+    free(threads);
+    free(metrics);
+    free(keys);
+    free(lanes);
+    return rc;
 }

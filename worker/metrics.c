@@ -148,14 +148,15 @@ int wk_metrics_tick(struct wk *w, int64_t now_ms)
         [WK_MC_REQUESTS] = s->requests,         [WK_MC_SENDS] = s->sends,
         [WK_MC_DEAD] = s->dead,                 [WK_MC_DELIVERIES] = s->deliveries,
         [WK_MC_FANOUT_REPEATS] = s->fanout_repeats, [WK_MC_ROUND_TRIPS] = w->conn.round_trips,
+        [WK_MC_REDIRECTS] = w->conn.redirects,
         [WK_MC_RECONNECTS] = s->reconnects,
     };
     for (int i = 0; i < WK_MC__COUNT; i++)
         __atomic_store_n(&m->copy[i], v[i], __ATOMIC_RELAXED);
-    if (!m->enabled || now_ms < m->depth_next_ms)
+    if (!m->enabled || now_ms < m->depth_next_ms || w->partition != 0)
         return 0;
     struct wk_emf_depths d = {-1, -1, -1, -1};
-    int rc = emf_read_depths(&w->conn, &w->keys, &d);
+    int rc = emf_read_depths(&w->conn, w->all_keys, w->nparts, &d);
     if (rc < 0)
         return -1;
     m->depth_next_ms = now_ms + WK_METRICS_DEPTH_MS;
@@ -194,9 +195,41 @@ static void histograms(struct cm_prom_text *t, const struct wk_metrics *m)
     }
 }
 
-int wk_metrics_render(const struct wk_metrics *m, const char *worker_id, const char *stage, char **out,
-                      size_t *outlen)
+/* The lanes' metrics as one: counters and histograms add up; the depth
+ * gauges are lane 0's (it reads every partition); redis_up is 1 only
+ * while every lane is connected. */
+static void sum_lanes(struct wk_metrics *m, const struct wk_metrics *const *lanes, size_t n)
 {
+    memset(m, 0, sizeof *m);
+    m->redis_up = 1;
+    for (size_t l = 0; l < n; l++) {
+        const struct wk_metrics *x = lanes[l];
+        for (int op = 0; op < WK_MOPS; op++)
+            for (int r = 0; r < WK_MRESULT__COUNT; r++)
+                m->processed[op][r] += get(&x->processed[op][r]);
+        for (int e = 0; e < WK_MERRS; e++)
+            m->errors[e] += get(&x->errors[e]);
+        for (int s = 0; s < WK_MSTAGE__COUNT; s++) {
+            for (int b = 0; b <= WK_MBUCKETS; b++)
+                m->stage[s].bucket[b] += get(&x->stage[s].bucket[b]);
+            m->stage[s].sum_ns += get(&x->stage[s].sum_ns);
+        }
+        for (int c = 0; c < WK_MC__COUNT; c++)
+            m->copy[c] += get(&x->copy[c]);
+        if (__atomic_load_n(&x->redis_up, __ATOMIC_RELAXED) == 0)
+            m->redis_up = 0;
+    }
+    for (int d = 0; d < WK_MD__COUNT; d++)
+        m->depth[d] = n > 0 ? __atomic_load_n(&lanes[0]->depth[d], __ATOMIC_RELAXED) : -1;
+    m->start_time = n > 0 ? lanes[0]->start_time : 0;
+}
+
+int wk_metrics_render(const struct wk_metrics *const *lanes, size_t nlanes, const char *worker_id,
+                      const char *stage, char **out, size_t *outlen)
+{
+    struct wk_metrics sum;
+    const struct wk_metrics *m = &sum;
+    sum_lanes(&sum, lanes, nlanes);
     struct cm_prom_text t;
     if (cm_prom_init(&t, 16384) < 0)
         return -1;
@@ -240,6 +273,8 @@ int wk_metrics_render(const struct wk_metrics *m, const char *worker_id, const c
             get(&m->copy[WK_MC_ROUND_TRIPS]));
     counter(&t, "chatmi_worker_redis_reconnects_total", "Connections to Redis after the first",
             get(&m->copy[WK_MC_RECONNECTS]));
+    counter(&t, "chatmi_worker_redis_redirects_total", "MOVED and ASK redirections followed (Redis Cluster)",
+            get(&m->copy[WK_MC_REDIRECTS]));
     histograms(&t, m);
     return cm_prom_finish(&t, out, outlen);
 }

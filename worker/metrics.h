@@ -1,6 +1,6 @@
 /* metrics.h: the worker's Prometheus metrics.
  *
- * The main thread is the only writer of every field here; the metrics
+ * Each lane (main.c) has its own and is the only writer of every field in it; the metrics
  * thread (metrics_http.h) only reads, to answer GET /metrics. Both use
  * relaxed atomics, and the writer never takes a lock or makes a syscall to
  * count: a single writer needs no read-modify-write, so an update is a
@@ -51,6 +51,7 @@ enum wk_mcopy {
     WK_MC_FANOUT_REPEATS,
     WK_MC_ROUND_TRIPS,
     WK_MC_RECONNECTS,
+    WK_MC_REDIRECTS,
     WK_MC__COUNT
 };
 
@@ -93,9 +94,10 @@ int wk_metrics_tick(struct wk *w, int64_t now_ms);
 /* Sets the redis_up gauge. */
 void wk_metric_redis_up(struct wk_metrics *m, int up);
 
-/* The Prometheus text exposition (0.0.4) of m in a malloc'ed buffer; any
- * thread. 0 or -1 (out of memory). */
-int wk_metrics_render(const struct wk_metrics *m, const char *worker_id, const char *stage, char **out,
-                      size_t *outlen);
+/* The Prometheus text exposition (0.0.4) of the nlanes lanes' metrics,
+ * summed (metrics.c: sum_lanes), in a malloc'ed buffer; any thread. 0 or
+ * -1 (out of memory). */
+int wk_metrics_render(const struct wk_metrics *const *lanes, size_t nlanes, const char *worker_id,
+                      const char *stage, char **out, size_t *outlen);
 
 #endif

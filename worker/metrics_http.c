@@ -144,12 +144,14 @@ static void serve(struct wk_metrics_server *s, int fd)
     } else if (what == 2) {
         respond(fd, 200, text, "ok\n", 3, deadline);
     } else if (what == 3) {
-        int up = __atomic_load_n(&s->m->redis_up, __ATOMIC_RELAXED) != 0;
+        int up = 1;
+        for (size_t i = 0; i < s->nm; i++)
+            up &= __atomic_load_n(&s->m[i]->redis_up, __ATOMIC_RELAXED) != 0;
         respond(fd, up ? 200 : 503, text, up ? "ready\n" : "redis unavailable\n", up ? 6 : 18, deadline);
     } else {
         char *body;
         size_t blen;
-        if (wk_metrics_render(s->m, s->worker_id, s->stage, &body, &blen) < 0) {
+        if (wk_metrics_render(s->m, s->nm, s->worker_id, s->stage, &body, &blen) < 0) {
             respond(fd, 500, text, "out of memory\n", 14, deadline);
             return;
         }
@@ -185,13 +187,15 @@ static void *run(void *arg)
     return NULL;
 }
 
-int wk_metrics_server_start(struct wk_metrics_server *s, const char *host, int port, const struct wk_metrics *m,
-                            const char *worker_id, const char *stage, char *err, size_t errlen)
+int wk_metrics_server_start(struct wk_metrics_server *s, const char *host, int port,
+                            const struct wk_metrics *const *m, size_t nm, const char *worker_id, const char *stage,
+                            char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
     s->listen_fd = -1;
     s->wake[0] = s->wake[1] = -1;
     s->m = m;
+    s->nm = nm;
     s->worker_id = worker_id;
     s->stage = stage;
     char why[256];

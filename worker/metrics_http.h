@@ -1,6 +1,6 @@
 /* metrics_http.h: the worker's HTTP endpoint for Prometheus
  * (--metrics-listen): GET /metrics, /healthz (the process runs) and
- * /readyz (connected to Redis).
+ * /readyz (every lane connected to Redis).
  *
  * Why a thread: the main loop blocks in hiredis (BLMOVE waits up to a
  * second, a reconnect backoff up to ten), so answering scrapes between
@@ -25,7 +25,8 @@ struct wk_metrics_server {
     int listen_fd;             /* -1 when not started */
     int wake[2];               /* pipe: a byte (or EOF) stops the thread */
     pthread_t thread;
-    const struct wk_metrics *m; /* borrowed: outlives the server */
+    const struct wk_metrics *const *m; /* the lanes' metrics, borrowed: outlive the server */
+    size_t nm;
     const char *worker_id;      /* borrowed */
     const char *stage;          /* borrowed */
 };
@@ -33,8 +34,9 @@ struct wk_metrics_server {
 /* Listens on host:port and starts the thread (every signal blocked in it, so
  * they reach the main thread). 0, or -1 with a reason in err and nothing
  * left open. */
-int wk_metrics_server_start(struct wk_metrics_server *s, const char *host, int port, const struct wk_metrics *m,
-                            const char *worker_id, const char *stage, char *err, size_t errlen);
+int wk_metrics_server_start(struct wk_metrics_server *s, const char *host, int port,
+                            const struct wk_metrics *const *m, size_t nm, const char *worker_id, const char *stage,
+                            char *err, size_t errlen);
 
 /* Stops and joins the thread and closes everything. Safe on a server that
  * never started (listen_fd -1) and twice. */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/cluster.h"
 #include "common/log.h"
 #include "common/opt.h"
 #include "worker/emf.h"
@@ -57,18 +58,23 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     int stage = WK_STAGE_ALL, log_format = 0, log_level = 1, emf = 0;
     long batch = 64, history_max = 10000;
     double idem_ttl = 86400, heartbeat = 2, emf_interval = 10, wait_timeout = 1;
-    long wait_replicas = 1;
+    long wait_replicas = 1, partitions = 1;
     size_t max_text = 4096;
     char err[512];
 
     const struct cm_opt opts[] = {
         {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", NULL, 0, 0,
          CM_OPT_SECRET_URL,
-         "redis://[user:password@]host:port[/db] or "
-         "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db]",
+         "redis://[user:password@]host:port[/db], "
+         "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db] or "
+         "redis+cluster://[user:password@]h1:p1,h2:p2",
          &redis_url},
         {"stage", CM_OPT_ENUM, "all", NULL, "ingest|fanout|all", 0, 0, 0,
          "which queues to work: ingest (inbound), fanout, or all (alternating)", &stage},
+        {"queue-partitions", CM_OPT_INT, "1", NULL, NULL, 1, CM_QUEUE_PARTITIONS_MAX, 0,
+         "independent queue sets, one hash slot each (same value on every gateway and worker); the worker "
+         "works each on its own thread",
+         &partitions},
         {"batch", CM_OPT_INT, "64", NULL, NULL, 1, WK_BATCH_MAX, 0, "queue items taken per round trip", &batch},
         {"history-max", CM_OPT_INT, "10000", NULL, NULL, 1, 100000000, 0,
          "messages kept per conversation (newest)", &history_max},
@@ -119,11 +125,6 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
         fprintf(stderr, "chatmi-worker: --redis-url: %s\n", redis_url ? err : "missing");
         goto out;
     }
-    if (cfg->url.kind == CM_REDIS_CLUSTER) {
-        fprintf(stderr, "chatmi-worker: --redis-url: redis+cluster:// is not supported in this version; use "
-                        "redis:// or redis+sentinel://\n");
-        goto out;
-    }
     if (worker_id && !valid_worker_id(worker_id)) {
         fprintf(stderr, "chatmi-worker: --worker-id: 1 to %d characters of A-Z a-z 0-9 _ . - :\n",
                 WK_WORKER_ID_MAX);
@@ -157,6 +158,7 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     cfg->max_text_bytes = max_text;
     cfg->heartbeat_ms = (int64_t)(heartbeat * 1000 + 0.5);
     cfg->wait_replicas = wait_replicas;
+    cfg->partitions = (unsigned)partitions;
     cfg->wait_timeout_ms = (int64_t)(wait_timeout * 1000 + 0.5);
 
     cm_log_init("chatmi-worker", log_format == 1 ? CM_LOG_JSON : CM_LOG_TEXT, (enum cm_log_level)log_level);

@@ -163,6 +163,7 @@ int queue_append_done(struct wk_conn *wc, const char *proc, const struct queue_d
     const char *multi = "MULTI", *exec = "EXEC";
     size_t multilen = 5, execlen = 4;
     int n = 0;
+    conn_pin(wc, proc); /* MULTI and EXEC go where the partition's keys are */
     if (conn_append_argv(wc, 1, &multi, &multilen) < 0)
         return -1;
     n++;

@@ -26,6 +26,7 @@ enum wk_stage { WK_STAGE_INGEST = 0, WK_STAGE_FANOUT = 1, WK_STAGE_ALL = 2 };
 struct wk_config {
     enum wk_stage stage;
     long batch;
+    unsigned partitions;     /* --queue-partitions: queue sets, one lane each (main.c) */
     long history_max;
     long idem_ttl_s;
     size_t max_text_bytes;
@@ -66,8 +67,13 @@ struct wk_stats {
     uint64_t reconnects;     /* connections to Redis after the first */
 };
 
+/* One lane: the worker's loop on one queue partition, on its own thread
+ * with its own connection (main.c). */
 struct wk {
     const struct wk_config *cfg;
+    unsigned partition;             /* this lane's queue partition */
+    const struct wk_keys *all_keys; /* every partition's keys (lane 0 reads their depths) */
+    unsigned nparts;
     struct wk_conn conn;
     struct wk_keys keys;
     struct wk_stats stats;

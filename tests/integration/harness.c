@@ -846,6 +846,14 @@ static void opt(struct argv_b *a, const char *flag, const char *value, const cha
     arg(a, v);
 }
 
+/* CHATMI_IT_QUEUE_PARTITIONS=N: every gateway and worker runs with
+ * --queue-partitions N (NULL: the programs' default). */
+static const char *it_queue_partitions(void)
+{
+    const char *s = getenv("CHATMI_IT_QUEUE_PARTITIONS");
+    return s != NULL && *s ? s : NULL;
+}
+
 /* Under CHATMI_IT_VALGRIND=1: the valgrind command line that runs the
  * program, one log file per process (%p: the gateway's children get their
  * own) named valgrind-<name>.<pid>.log in the test directory. The strings
@@ -923,6 +931,7 @@ int it_gateway_start(const struct it_gw_conf *c)
         opt(&a, "--user-rate-limit", c->rate_limit != NULL && strcmp(c->rate_limit, IT_OMIT) == 0 ? IT_OMIT : "0",
             NULL);
         opt(&a, "--max-message-bytes", c->max_message_bytes, NULL);
+        opt(&a, "--queue-partitions", it_queue_partitions(), NULL);
         opt(&a, "--max-queued-bytes", c->max_queued_bytes, NULL);
         opt(&a, "--allowed-origins", c->allowed_origins, NULL);
         opt(&a, "--handshake-timeout", c->handshake_timeout, NULL);
@@ -1018,6 +1027,7 @@ int it_worker_start(const struct it_worker_conf *c)
     opt(&a, "--stage", c->stage, NULL);
     opt(&a, "--max-text-bytes", c->max_text_bytes, NULL);
     opt(&a, "--worker-id", wid, NULL);
+    opt(&a, "--queue-partitions", it_queue_partitions(), NULL);
     opt(&a, "--log-format", "json", NULL);
     opt(&a, "--log-level", "info", NULL);
     for (const char *const *e = c->extra; e != NULL && *e != NULL; e++)
