@@ -42,7 +42,10 @@ static void call_free(struct fan_call *c)
     c->argc = 0;
 }
 
+struct shard_state;
+
 struct fan_state {
+    struct shard_state *shard; /* cluster mode only */
     struct fan_call calls[FANOUT_WINDOW];
     size_t pending;
     msgpack_sbuffer deliveries[FANOUT_WINDOW]; /* payloads argv points into */
@@ -89,9 +92,14 @@ static int drain(struct wk *w, struct fan_state *st)
 /* Queues one script call: part `part` of the message's fan-out, to the n
  * users of rcpt, or (rcpt NULL) to the conversation's own channel. -1 on a
  * connection failure. */
+static int shard_part_add(struct wk *w, struct shard_state *st, const char *conv, long long seq, size_t part,
+                          const msgpack_object *rcpt, size_t n, const struct cm_fanout_job *j);
+
 static int publish_part(struct wk *w, struct fan_state *st, const char *conv, long long seq, size_t part,
                         const msgpack_object *rcpt, size_t n, const struct cm_fanout_job *j)
 {
+    if (w->conn.cluster)
+        return shard_part_add(w, st->shard, conv, seq, part, rcpt, n, j);
     if (st->pending == FANOUT_WINDOW && drain(w, st) < 0)
         return -1;
     size_t nchans = rcpt == NULL ? 1 : n;
@@ -178,10 +186,241 @@ static int publish_job(struct wk *w, const struct cm_fanout_job *j, struct fan_s
     return 0;
 }
 
+/* ---- Redis Cluster: sharded pub/sub -------------------------------------
+ *
+ * Gateways SSUBSCRIBE, and a shard channel lives in its own slot: a
+ * per-user channel chatmi:{u:<user>} is not in the slot of the
+ * conversation's bitmap, so one script cannot publish to it and mark the
+ * part. Each part goes in three pipelined rounds for the whole window:
+ *   1. GETBIT: parts already fanned out (a redone job) are skipped;
+ *   2. SPUBLISH the sender's ack and the per-user deliveries, each routed
+ *      to its channel's slot (the ack first on the same channel, so it
+ *      still arrives first);
+ *   3. the fanout-shard script in the conversation's slot marks the part,
+ *      and for a room publishes to the room channel (same slot) only when
+ *      the part was not marked yet.
+ * A part is marked only after its publishes were confirmed, so a crash
+ * between 2 and 3 repeats deliveries (clients drop them by (conv, seq))
+ * but never loses one. A room delivery stays exactly once. */
+
+struct shard_part {
+    char fanned[CM_KEY_MAX], seq[24], part[24], bit[24];
+    char room_chan[CM_KEY_MAX]; /* "" for a DM */
+    char ack_chan[CM_KEY_MAX];  /* "" without an ack */
+    char *ack;
+    size_t ack_len;
+    char *chans; /* nchans names of CM_KEY_MAX */
+    size_t nchans;
+    msgpack_sbuffer delivery;
+    int skip; /* marked already, or a publish failed: not marked now */
+};
+
+struct shard_state {
+    struct shard_part part[FANOUT_WINDOW];
+    size_t n;
+};
+
+static void shard_part_free(struct shard_part *p)
+{
+    free(p->ack);
+    free(p->chans);
+    msgpack_sbuffer_destroy(&p->delivery);
+    memset(p, 0, sizeof *p);
+}
+
+static int shard_append(struct wk *w, const char *cmd, const char *key, size_t keylen, const char *arg,
+                        size_t arglen, int argc)
+{
+    const char *argv[3] = {cmd, key, arg};
+    size_t lens[3] = {strlen(cmd), keylen, arglen};
+    return conn_append_argv(&w->conn, argc, argv, lens);
+}
+
+/* Reads k replies; NULL on a connection failure. The caller frees them
+ * with replies_free. */
+static redisReply **read_k(struct wk *w, size_t k)
+{
+    redisReply **r = wk_xcalloc(k ? k : 1, sizeof *r);
+    if (k > 0 && conn_read(&w->conn, r, k) < 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void replies_free(redisReply **r, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        freeReplyObject(r[i]);
+    free(r);
+}
+
+/* Runs the three rounds for the parts collected. -1 on a connection
+ * failure. Frees the parts either way. */
+static int shard_flush(struct wk *w, struct shard_state *st)
+{
+    int rc = -1;
+    size_t k = 0;
+    redisReply **r = NULL;
+    /* 1. Which parts are done already. */
+    for (size_t i = 0; i < st->n; i++)
+        if (shard_append(w, "GETBIT", st->part[i].fanned, strlen(st->part[i].fanned), st->part[i].bit,
+                         strlen(st->part[i].bit), 3) < 0)
+            goto out;
+    if (!(r = read_k(w, st->n)))
+        goto out;
+    for (size_t i = 0; i < st->n; i++) {
+        if (r[i]->type == REDIS_REPLY_INTEGER && r[i]->integer == 1) {
+            st->part[i].skip = 1;
+            w->stats.fanout_repeats++;
+        } else if (r[i]->type == REDIS_REPLY_ERROR) {
+            cm_error("redis_error", "fan-out check: %s", r[i]->str);
+        }
+    }
+    replies_free(r, st->n);
+    r = NULL;
+
+    /* 2. The per-user publishes. */
+    for (size_t i = 0; i < st->n; i++) {
+        struct shard_part *p = &st->part[i];
+        if (p->skip)
+            continue;
+        if (p->ack_chan[0] && shard_append(w, "SPUBLISH", p->ack_chan, strlen(p->ack_chan), p->ack, p->ack_len, 3) < 0)
+            goto out;
+        k += p->ack_chan[0] != '\0';
+        for (size_t c = 0; c < p->nchans; c++) {
+            const char *ch = p->chans + c * CM_KEY_MAX;
+            if (shard_append(w, "SPUBLISH", ch, strlen(ch), p->delivery.data, p->delivery.size, 3) < 0)
+                goto out;
+            k++;
+        }
+    }
+    if (!(r = read_k(w, k)))
+        goto out;
+    size_t j = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        struct shard_part *p = &st->part[i];
+        if (p->skip)
+            continue;
+        size_t m = (p->ack_chan[0] != '\0') + p->nchans;
+        int failed = 0;
+        for (size_t x = 0; x < m; x++, j++) {
+            if (r[j]->type == REDIS_REPLY_ERROR) {
+                cm_error("redis_error", "fan-out SPUBLISH: %s", r[j]->str);
+                failed = 1;
+            } else if (x > 0 || p->ack_chan[0] == '\0') {
+                w->stats.deliveries++;
+            }
+        }
+        /* Not marked: a repeat of the job may publish it again. */
+        p->skip = failed;
+    }
+    replies_free(r, k);
+    r = NULL;
+
+    /* 3. Mark (and publish to a room's channel). */
+    k = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        struct shard_part *p = &st->part[i];
+        if (p->skip)
+            continue;
+        struct wk_argv a;
+        conn_script_begin(&w->conn, WK_SCRIPT_FANOUT_SHARD, p->room_chan[0] ? 2 : 1, &a);
+        wk_argv_addz(&a, p->fanned);
+        if (p->room_chan[0])
+            wk_argv_addz(&a, p->room_chan);
+        wk_argv_addz(&a, p->seq);
+        wk_argv_addz(&a, p->part);
+        wk_argv_add(&a, p->room_chan[0] ? p->delivery.data : "", p->room_chan[0] ? p->delivery.size : 0);
+        if (conn_append(&w->conn, &a) < 0)
+            goto out;
+        k++;
+    }
+    if (!(r = read_k(w, k)))
+        goto out;
+    j = 0;
+    rc = 0;
+    for (size_t i = 0; i < st->n && rc == 0; i++) {
+        struct shard_part *p = &st->part[i];
+        if (p->skip)
+            continue;
+        redisReply *x = r[j];
+        if (conn_is_noscript(x)) {
+            struct wk_argv a;
+            conn_script_begin(&w->conn, WK_SCRIPT_FANOUT_SHARD, p->room_chan[0] ? 2 : 1, &a);
+            wk_argv_addz(&a, p->fanned);
+            if (p->room_chan[0])
+                wk_argv_addz(&a, p->room_chan);
+            wk_argv_addz(&a, p->seq);
+            wk_argv_addz(&a, p->part);
+            wk_argv_add(&a, p->room_chan[0] ? p->delivery.data : "", p->room_chan[0] ? p->delivery.size : 0);
+            /* Nothing else is in flight: every reply of round 3 is read. */
+            redisReply *again = conn_script_eval(&w->conn, WK_SCRIPT_FANOUT_SHARD, &a);
+            if (!again) {
+                rc = -1;
+                break;
+            }
+            freeReplyObject(r[j]);
+            r[j] = x = again;
+        }
+        if (x->type == REDIS_REPLY_ERROR)
+            cm_error("redis_error", "fan-out: %s", x->str);
+        else if (x->type == REDIS_REPLY_INTEGER && p->room_chan[0])
+            x->integer == 1 ? w->stats.deliveries++ : w->stats.fanout_repeats++;
+        j++;
+    }
+out:
+    if (r)
+        replies_free(r, k);
+    for (size_t i = 0; i < st->n; i++)
+        shard_part_free(&st->part[i]);
+    st->n = 0;
+    return rc;
+}
+
+/* Adds one part (cluster mode), flushing a full window first. */
+static int shard_part_add(struct wk *w, struct shard_state *st, const char *conv, long long seq, size_t part,
+                          const msgpack_object *rcpt, size_t n, const struct cm_fanout_job *j)
+{
+    if (st->n == FANOUT_WINDOW && shard_flush(w, st) < 0)
+        return -1;
+    struct shard_part *p = &st->part[st->n++];
+    memset(p, 0, sizeof *p);
+    msgpack_sbuffer_init(&p->delivery);
+    reply_delivery(&p->delivery, NULL, 0, j->msg, j->msg_len);
+    cm_key_conv(p->fanned, conv, "fanned");
+    snprintf(p->seq, sizeof p->seq, "%lld", seq);
+    snprintf(p->part, sizeof p->part, "%zu", part);
+    snprintf(p->bit, sizeof p->bit, "%lld", (long long)(((unsigned long long)seq * 64 + part) % 262144));
+    if (part == 0 && j->ack_user != NULL) {
+        cm_key_user_channel(p->ack_chan, j->ack_user, j->ack_user_len);
+        p->ack = wk_xmalloc(j->ack_len ? j->ack_len : 1);
+        memcpy(p->ack, j->ack, j->ack_len);
+        p->ack_len = j->ack_len;
+    }
+    if (rcpt == NULL) {
+        cm_key_conv_channel(p->room_chan, conv, strlen(conv));
+        return 0;
+    }
+    p->chans = wk_xcalloc(n ? n : 1, CM_KEY_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *o = &rcpt[i];
+        if (o->type != MSGPACK_OBJECT_STR || !cm_valid_user(o->via.str.ptr, o->via.str.size)) {
+            cm_warn("fanout_recipient", "skipping an invalid recipient in a job for %s", conv);
+            continue;
+        }
+        cm_key_user_channel(p->chans + p->nchans * CM_KEY_MAX, o->via.str.ptr, o->via.str.size);
+        p->nchans++;
+    }
+    return 0;
+}
+
 int fanout_run(struct wk *w, const struct queue_batch *b)
 {
     size_t ndead = 0;
     struct fan_state *st = wk_xcalloc(1, sizeof *st);
+    if (w->conn.cluster)
+        st->shard = wk_xcalloc(1, sizeof *st->shard);
     const char **dead = wk_xcalloc(b->n, sizeof *dead);
     size_t *dead_lens = wk_xcalloc(b->n, sizeof *dead_lens);
     msgpack_sbuffer *letters = wk_xcalloc(b->n, sizeof *letters);
@@ -217,6 +456,13 @@ int fanout_run(struct wk *w, const struct queue_batch *b)
     /* After a failure too: frees what is in flight. */
     if (drain(w, st) < 0)
         rc = -1;
+    if (st->shard) {
+        if (rc == 0 && shard_flush(w, st->shard) < 0)
+            rc = -1;
+        for (size_t i = 0; i < st->shard->n; i++)
+            shard_part_free(&st->shard->part[i]);
+        free(st->shard);
+    }
     free(st);
 
     int k = -1;

@@ -110,6 +110,21 @@ static const char fanout_lua[] =
     "end\n"
     "return #ARGV - 5\n";
 
+/* The same ring as fanout_lua. Only the room channel may be published to
+ * here (KEYS[2], the conversation's slot); per-user channels are
+ * SPUBLISHed by the worker before this marks their part. */
+static const char fanout_shard_lua[] =
+    "local ring = 262144\n"
+    "local bit = (tonumber(ARGV[1]) * 64 + tonumber(ARGV[2])) % ring\n"
+    "if redis.call('SETBIT', KEYS[1], bit, 1) == 1 then\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('SETBIT', KEYS[1], (bit + ring / 2) % ring, 0)\n"
+    "for i = 2, #KEYS do\n"
+    "  redis.call('SPUBLISH', KEYS[i], ARGV[3])\n"
+    "end\n"
+    "return 1\n";
+
 const char *wk_script_source(enum wk_script s)
 {
     switch (s) {
@@ -118,6 +133,7 @@ const char *wk_script_source(enum wk_script s)
     case WK_SCRIPT_HISTORY: return history_lua;
     case WK_SCRIPT_BEAT: return beat_lua;
     case WK_SCRIPT_FANOUT: return fanout_lua;
+    case WK_SCRIPT_FANOUT_SHARD: return fanout_shard_lua;
     case WK_SCRIPT_COUNT: break;
     }
     return "";
@@ -131,6 +147,7 @@ const char *wk_script_name(enum wk_script s)
     case WK_SCRIPT_HISTORY: return "history";
     case WK_SCRIPT_BEAT: return "heartbeat";
     case WK_SCRIPT_FANOUT: return "fanout";
+    case WK_SCRIPT_FANOUT_SHARD: return "fanout-shard";
     case WK_SCRIPT_COUNT: break;
     }
     return "?";

@@ -32,8 +32,15 @@ enum wk_script {
      * channel unless this (seq, part) was fanned out already, all in one
      * step: a job redone after a crash, or handed on twice, never reaches a
      * client twice. Returns the number of channels published to (0: a
-     * repeat). */
+     * repeat). Not on a Redis Cluster, where those channels live in other
+     * slots than the bitmap: see WK_SCRIPT_FANOUT_SHARD. */
     WK_SCRIPT_FANOUT,
+    /* Redis Cluster (fanout.c, "sharded"). KEYS fanned[, room channel];
+     * ARGV seq, part, delivery. Marks (seq, part) as fanned out and, when
+     * it was not yet and a room channel is given (it shares the
+     * conversation's slot), SPUBLISHes the delivery to it. Returns 1, or 0
+     * when the part was marked already. */
+    WK_SCRIPT_FANOUT_SHARD,
     WK_SCRIPT_COUNT
 };
 
