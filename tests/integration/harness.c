@@ -30,6 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cluster.h"
+#include "common/keys.h"
+
 extern char **environ;
 
 #define IT_MAX_PROCS 24
@@ -852,6 +855,15 @@ static const char *it_queue_partitions(void)
 {
     const char *s = getenv("CHATMI_IT_QUEUE_PARTITIONS");
     return s != NULL && *s ? s : NULL;
+}
+
+size_t it_queue_key(char *out, const char *name)
+{
+    const char *s = it_queue_partitions();
+    long n = s != NULL ? strtol(s, NULL, 10) : 1;
+    char tag[CM_QUEUE_TAG_MAX];
+    cm_queue_tag(tag, 0, n >= 1 && n <= CM_QUEUE_PARTITIONS_MAX ? (unsigned)n : 1);
+    return cm_key_queue_in(out, tag, name);
 }
 
 /* Under CHATMI_IT_VALGRIND=1: the valgrind command line that runs the

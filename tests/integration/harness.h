@@ -165,6 +165,10 @@ char *it_jwt(char *out, size_t outlen, const char *key, const char *sub, int64_t
 /* Wall clock, seconds and milliseconds since the epoch. */
 int64_t it_now_s(void);
 int64_t it_now_ms(void);
+/* The key of queue name ("inbound", "fanout", "dead") in queue partition 0
+ * (chatmi:{q}:<name> unless CHATMI_IT_QUEUE_PARTITIONS says otherwise):
+ * its workers take what a test pushes there. */
+size_t it_queue_key(char *out, const char *name);
 /* Monotonic milliseconds. */
 int64_t it_mono_ms(void);
 /* Pauses ms milliseconds: only to pace a bounded retry loop, never to wait for an event. */

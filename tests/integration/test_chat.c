@@ -701,7 +701,7 @@ static void push_job(int64_t seq, const char *msg_id, const char *text)
     msgpack_sbuffer_init(&job);
     cr_assert_eq(cm_fanout_job_pack(&job, "dm:alice:bob", 12, rcpt, rlen, 1, m.data, m.size), 0);
     char key[CM_KEY_MAX];
-    cm_key_queue(key, "fanout");
+    it_queue_key(key, "fanout");
     raw_rpush(key, job.data, job.size);
     msgpack_sbuffer_destroy(&m);
     msgpack_sbuffer_destroy(&job);
