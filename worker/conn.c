@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "worker/conn.h"
 #include "worker/mem.h"
+#include "worker/route.h"
 
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 10000
@@ -293,30 +294,6 @@ void conn_pin(struct wk_conn *wc, const char *key)
     wc->pin = cm_key_slot(key, strlen(key));
 }
 
-static int word_is(const char *p, size_t len, const char *w)
-{
-    return len == strlen(w) && strncasecmp(p, w, len) == 0;
-}
-
-unsigned conn_route_slot(int argc, const char *const *argv, const size_t *argvlen, unsigned pin)
-{
-    static const char *const keyless[] = {"MULTI", "EXEC", "DISCARD", "ROLE", "WAIT", "SCRIPT", "PING",
-                                          "ASKING", "CLUSTER", "INFO"};
-    if (argc < 1)
-        return pin;
-    for (size_t i = 0; i < sizeof keyless / sizeof keyless[0]; i++)
-        if (word_is(argv[0], argvlen[0], keyless[i]))
-            return pin;
-    if (word_is(argv[0], argvlen[0], "EVALSHA") || word_is(argv[0], argvlen[0], "EVAL")) {
-        if (argc < 4 || (argvlen[2] == 1 && argv[2][0] == '0'))
-            return pin;
-        return cm_key_slot(argv[3], argvlen[3]);
-    }
-    if (argc < 2)
-        return pin;
-    return cm_key_slot(argv[1], argvlen[1]);
-}
-
 /* Queues an already formatted command for node idx; takes cmd. */
 static int append_node(struct wk_conn *wc, int idx, char *cmd, size_t len)
 {
@@ -368,7 +345,7 @@ int conn_append_argv(struct wk_conn *wc, int argc, const char **argv, const size
     }
     if (wc->map_stale && wc->npend == 0)
         map_refresh(wc);
-    unsigned slot = conn_route_slot(argc, argv, argvlen, wc->pin);
+    unsigned slot = wk_route_slot(argc, argv, argvlen, wc->pin);
     uint16_t idx = wc->map->owner[slot];
     if (idx == CM_SLOT_NONE) {
         set_err(wc, "no master serves slot %u", slot);
@@ -565,7 +542,7 @@ redisReply *conn_script_eval(struct wk_conn *wc, enum wk_script s, struct wk_arg
     /* Reload where the script was missing. A failed reload is not fatal:
      * the next call falls back to EVAL again. A lost connection is, and
      * shows up on the next command. */
-    uint16_t idx = wc->map->owner[conn_route_slot(a->argc, a->v, a->len, wc->pin)];
+    uint16_t idx = wc->map->owner[wk_route_slot(a->argc, a->v, a->len, wc->pin)];
     char err[256];
     if (idx != CM_SLOT_NONE && wc->node[idx])
         (void)load_script(wc->node[idx], wc->sha[s], s, err, sizeof err);

@@ -101,13 +101,9 @@ void conn_free(struct wk_conn *wc);
 const char *conn_errstr(const struct wk_conn *wc);
 
 /* Keyless commands (MULTI, EXEC, ROLE, ...) go to the master of key's slot
- * from now on: pin a transaction to the slot of its keys before MULTI. */
+ * from now on (route.h): pin a transaction to the slot of its keys before
+ * MULTI. */
 void conn_pin(struct wk_conn *wc, const char *key);
-
-/* The slot a command goes to (pure, for tests): the slot of its first key
- * (argv[1]; EVAL/EVALSHA: the first of KEYS when numkeys > 0), or pin for a
- * command without one. */
-unsigned conn_route_slot(int argc, const char *const *argv, const size_t *argvlen, unsigned pin);
 
 /* WAIT numreplicas timeout_ms on every master written to since the last
  * call (conn_written_clear too), pipelined. The smallest count any of them

@@ -10,6 +10,7 @@
 #include "worker/fanout.h"
 #include "worker/mem.h"
 #include "worker/reply.h"
+#include "worker/route.h"
 
 /* Script calls in flight at most before their replies are read: bounds
  * what hiredis buffers. */
@@ -391,7 +392,7 @@ static int shard_part_add(struct wk *w, struct shard_state *st, const char *conv
     cm_key_conv(p->fanned, conv, "fanned");
     snprintf(p->seq, sizeof p->seq, "%lld", seq);
     snprintf(p->part, sizeof p->part, "%zu", part);
-    snprintf(p->bit, sizeof p->bit, "%lld", (long long)(((unsigned long long)seq * 64 + part) % 262144));
+    snprintf(p->bit, sizeof p->bit, "%ld", wk_fanned_bit(seq, (unsigned)part));
     if (part == 0 && j->ack_user != NULL) {
         cm_key_user_channel(p->ack_chan, j->ack_user, j->ack_user_len);
         p->ack = wk_xmalloc(j->ack_len ? j->ack_len : 1);
