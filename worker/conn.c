@@ -185,6 +185,7 @@ static void map_refresh(struct wk_conn *wc)
     wc->map_stale = 0;
     struct cm_slot_map *m = wk_xcalloc(1, sizeof *m);
     redisContext *keep[CM_CLUSTER_NODES_MAX] = {NULL};
+    unsigned char written[CM_CLUSTER_NODES_MAX] = {0};
     int got = 0;
     char err[512];
     for (size_t i = 0; i < wc->map->nnodes && !got; i++)
@@ -199,15 +200,19 @@ static void map_refresh(struct wk_conn *wc)
         if (!wc->node[i])
             continue;
         int idx = cm_slot_map_find(m, &wc->map->node[i].addr);
-        if (idx >= 0 && !keep[idx])
+        if (idx >= 0 && !keep[idx]) {
             keep[idx] = wc->node[i];
-        else
+            written[idx] = wc->written[i];
+        } else {
+            /* No longer a master: what it got is not waited for
+             * (its slots moved, with their data, elsewhere). */
             redisFree(wc->node[i]);
+        }
         wc->node[i] = NULL;
     }
     *wc->map = *m;
     memcpy(wc->node, keep, sizeof keep);
-    memset(wc->written, 0, sizeof wc->written);
+    memcpy(wc->written, written, sizeof written);
     free(m);
     cm_info("cluster_map", "slot map reloaded: %zu masters", wc->map->nnodes);
 }
@@ -247,6 +252,8 @@ int conn_open(struct wk_conn *wc, const struct cm_redis_url *url, char *err, siz
 
 static void pend_drop(struct wk_conn *wc, size_t n)
 {
+    if (n == 0)
+        return;
     for (size_t i = 0; i < n; i++)
         free(wc->pend[i].cmd);
     memmove(wc->pend, wc->pend + n, (wc->npend - n) * sizeof *wc->pend);
@@ -573,8 +580,10 @@ int conn_wait_written(struct wk_conn *wc, long want, long timeout_ms, long *acke
     const size_t lens[3] = {4, strlen(num), strlen(ms)};
     size_t n = 0;
     *acked = want;
-    if (!wc->open || wc->npend != 0)
+    if (!wc->open || wc->npend != 0) {
+        set_err(wc, "%s", wc->open ? "WAIT with replies pending" : "not connected");
         return -1;
+    }
     unsigned char to[CM_CLUSTER_NODES_MAX];
     memcpy(to, wc->written, sizeof to);
     for (size_t i = 0; i < wc->map->nnodes; i++) {

@@ -88,7 +88,7 @@ int emf_read_depths(struct wk_conn *wc, const struct wk_keys *keys, size_t npart
 int emf_tick(struct wk *w, int64_t now_ms)
 {
     const struct wk_config *cfg = w->cfg;
-    if (cfg->emf_interval_ms <= 0 || now_ms < w->emf_next_ms)
+    if (cfg->emf_interval_ms <= 0 || now_ms < w->emf_next_ms || w->partition != 0)
         return 0;
     struct wk_emf_depths d;
     memset(&d, 0, sizeof d);

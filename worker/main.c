@@ -124,11 +124,18 @@ static int connect_with_backoff(struct wk *w, int reconnect)
             char at[CM_REDIS_ADDR_TEXT_MAX], was[CM_REDIS_ADDR_TEXT_MAX];
             cm_redis_addr_format(&c->where, at, sizeof at);
             cm_redis_addr_format(&c->prev, was, sizeof was);
-            if (c->moved)
-                cm_warn("redis_master_changed", "following the new Redis master %s%s%s (was %s)", at,
-                        w->cfg->url.kind == CM_REDIS_SENTINEL ? " of " : "", w->cfg->url.master, was);
-            if (attempt > 0 || c->moved || reconnect)
-                cm_info("redis_connected", "connected to Redis at %s after %u attempts", at, attempt + 1);
+            if (c->cluster) {
+                /* where is only the node that gave the slot map. */
+                if (attempt > 0 || reconnect || w->partition == 0)
+                    cm_info("redis_connected", "connected to the Redis Cluster (%zu masters, slot map from %s) "
+                            "after %u attempts", c->map->nnodes, at, attempt + 1);
+            } else {
+                if (c->moved)
+                    cm_warn("redis_master_changed", "following the new Redis master %s%s%s (was %s)", at,
+                            w->cfg->url.kind == CM_REDIS_SENTINEL ? " of " : "", w->cfg->url.master, was);
+                if (attempt > 0 || c->moved || reconnect)
+                    cm_info("redis_connected", "connected to Redis at %s after %u attempts", at, attempt + 1);
+            }
             w->stats.reconnects += reconnect != 0;
             wk_metric_redis_up(&w->metrics, 1);
             return 0;
