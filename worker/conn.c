@@ -271,6 +271,7 @@ void conn_close(struct wk_conn *wc)
     pend_drop(wc, wc->npend);
     memset(wc->written, 0, sizeof wc->written);
     wc->open = 0;
+    wc->in_multi = 0;
 }
 
 void conn_free(struct wk_conn *wc)
@@ -318,6 +319,7 @@ static int append_node(struct wk_conn *wc, int idx, char *cmd, size_t len)
         wc->pend = wk_xrealloc(wc->pend, wc->cappend * sizeof *wc->pend);
     }
     wc->pend[wc->npend].node = idx;
+    wc->pend[wc->npend].in_multi = wc->in_multi;
     wc->pend[wc->npend].cmd = cmd;
     wc->pend[wc->npend].len = len;
     wc->npend++;
@@ -327,13 +329,19 @@ static int append_node(struct wk_conn *wc, int idx, char *cmd, size_t len)
 
 static int append_argv_node(struct wk_conn *wc, int idx, int argc, const char **argv, const size_t *argvlen)
 {
+    if (argc > 0 && argvlen[0] == 5 && strncasecmp(argv[0], "MULTI", 5) == 0)
+        wc->in_multi = 1;
     char *cmd = NULL;
     int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     if (len < 0) {
         set_err(wc, "out of memory formatting a command");
         return -1;
     }
-    return append_node(wc, idx, cmd, (size_t)len);
+    int rc = append_node(wc, idx, cmd, (size_t)len);
+    if (argc > 0 && ((argvlen[0] == 4 && strncasecmp(argv[0], "EXEC", 4) == 0) ||
+                     (argvlen[0] == 7 && strncasecmp(argv[0], "DISCARD", 7) == 0)))
+        wc->in_multi = 0;
+    return rc;
 }
 
 int conn_append_argv(struct wk_conn *wc, int argc, const char **argv, const size_t *argvlen)
@@ -422,6 +430,14 @@ static int follow(struct wk_conn *wc, const struct wk_pending *me, size_t from, 
                                     : CM_REDIRECT_NONE;
         if (kind == CM_REDIRECT_NONE)
             return 0;
+        /* A command of a transaction is not sent again on its own: the
+         * transaction fails (EXECABORT) and the batch is redone once the
+         * map is read again. */
+        if (me->in_multi) {
+            set_err(wc, "the slot of a transaction moved (%.*s); redoing", (int)(*r)->len, (*r)->str);
+            wc->map_stale = 1;
+            return -1;
+        }
         int idx = node_index(wc, &to);
         if (idx < 0 || slot >= CM_SLOTS) {
             set_err(wc, "redirected to %s:%d: too many masters", to.host, to.port);
@@ -502,9 +518,15 @@ int conn_read(struct wk_conn *wc, redisReply **out, size_t n)
     }
     /* Every reply of the pipeline is in, so a command sent again is
      * read right after it is sent. */
-    for (size_t i = 0; redirected && i < n; i++)
+    for (size_t i = 0; redirected && i < n; i++) {
         if (follow(wc, &wc->pend[i], n, &out[i]) < 0)
             goto fail;
+        if (fails_connection(wc, out[i])) {
+            set_err(wc, "%.*s", (int)out[i]->len, out[i]->str);
+            wc->map_stale = 1;
+            goto fail;
+        }
+    }
     pend_drop(wc, n);
     return 0;
 fail:

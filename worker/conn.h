@@ -38,6 +38,7 @@ void wk_argv_addz(struct wk_argv *a, const char *s);
  * kept to send it again after a MOVED or ASK. */
 struct wk_pending {
     int node;
+    int in_multi;   /* queued inside MULTI ... EXEC: never sent again alone */
     char *cmd;
     size_t len;
 };
@@ -60,6 +61,7 @@ struct wk_conn {
     redisContext *node[CM_CLUSTER_NODES_MAX]; /* by map->node index; NULL: not connected */
     unsigned char written[CM_CLUSTER_NODES_MAX]; /* got a command since conn_written_clear */
     unsigned pin;               /* slot of keyless commands */
+    int in_multi;               /* a MULTI was queued and its EXEC not yet */
     char sha[WK_SCRIPT_COUNT][41];
     char err[256];              /* why the connection failed; "" while it works */
 
