@@ -58,8 +58,8 @@ static int sync_is_master(redisContext *c, const char *where, char *err, size_t 
     return 1;
 }
 
-redisContext *cm_redis_connect_addr(const struct cm_redis_url *u, const struct cm_redis_addr *a, int timeout_ms,
-                                    char *err, size_t errlen)
+static redisContext *connect_addr(const struct cm_redis_url *u, const struct cm_redis_addr *a, int timeout_ms,
+                                  int want_master, char *err, size_t errlen)
 {
     char where[CM_REDIS_ADDR_TEXT_MAX];
     cm_redis_addr_format(a, where, sizeof(where));
@@ -87,12 +87,24 @@ redisContext *cm_redis_connect_addr(const struct cm_redis_url *u, const struct c
     snprintf(what, sizeof(what), "redis %s: SELECT", where);
     if (u->db != 0 && !sync_ok(c, redisCommand(c, "SELECT %d", u->db), what, err, errlen))
         goto fail;
-    if (!sync_is_master(c, where, err, errlen))
+    if (want_master && !sync_is_master(c, where, err, errlen))
         goto fail;
     return c;
 fail:
     redisFree(c);
     return NULL;
+}
+
+redisContext *cm_redis_connect_addr(const struct cm_redis_url *u, const struct cm_redis_addr *a, int timeout_ms,
+                                    char *err, size_t errlen)
+{
+    return connect_addr(u, a, timeout_ms, 1, err, errlen);
+}
+
+redisContext *cm_redis_connect_node(const struct cm_redis_url *u, const struct cm_redis_addr *a, int timeout_ms,
+                                    char *err, size_t errlen)
+{
+    return connect_addr(u, a, timeout_ms, 0, err, errlen);
 }
 
 redisContext *cm_redis_connect(const struct cm_redis_url *u, int timeout_ms, size_t *sentinel_next,

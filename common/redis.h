@@ -19,6 +19,10 @@
  * without the permission, is taken at its word). NULL on failure, err set. */
 redisContext *cm_redis_connect_addr(const struct cm_redis_url *u, const struct cm_redis_addr *a, int timeout_ms,
                                     char *err, size_t errlen);
+/* The same without the ROLE check: any node, master or replica (a Redis
+ * Cluster seed, asked for CLUSTER SLOTS). */
+redisContext *cm_redis_connect_node(const struct cm_redis_url *u, const struct cm_redis_addr *a, int timeout_ms,
+                                    char *err, size_t errlen);
 
 /* Connects to the master as u says: redis:// its one host (a name is
  * resolved again at every call, so a DNS endpoint that moved, like an

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 
 #include "common/backoff.h"
 #include "common/clock.h"
@@ -44,6 +45,9 @@ void wk_argv_addz(struct wk_argv *a, const char *s)
 
 /* Follow at most this many redirections for one command. */
 #define REDIRECTS_MAX 5
+/* Connect and command timeout while looking for a node to read the slot
+ * map from. */
+#define MAP_TIMEOUT_MS 1000
 
 /* Records why the connection failed; the first cause wins. */
 static void set_err(struct wk_conn *wc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -139,8 +143,9 @@ static int read_map(redisContext *c, const struct cm_redis_addr *addr, struct cm
 }
 
 /* Cluster mode, when nothing is connected: the map from the first node that
- * answers, the masters of the last map first, then the URL's seeds. Keeps
- * the connection it read the map from when that node is a master of it. */
+ * answers (master or replica), the masters of the last map first, then the
+ * URL's seeds. Keeps the connection it read the map from when that node is
+ * a master in the map (a node that just lost its slots is not). */
 static int map_load(struct wk_conn *wc, struct cm_redis_addr *where, char *err, size_t errlen)
 {
     size_t ncand = 0;
@@ -154,13 +159,16 @@ static int map_load(struct wk_conn *wc, struct cm_redis_addr *where, char *err, 
     snprintf(err, errlen, "no cluster node to ask");
     for (size_t i = 0; i < ncand && rc < 0; i++) {
         char why[512];
-        redisContext *c = cm_redis_connect_addr(wc->url, &cand[i], WK_REDIS_TIMEOUT_MS, why, sizeof why);
+        /* A short timeout: the first candidates are the last map's
+         * masters, one of which may be the dead one. */
+        redisContext *c = cm_redis_connect_node(wc->url, &cand[i], MAP_TIMEOUT_MS, why, sizeof why);
         if (c && read_map(c, &cand[i], m, why, sizeof why) == 0) {
             *wc->map = *m;
             *where = cand[i];
             rc = 0;
             int idx = cm_slot_map_find(wc->map, &cand[i]);
-            if (idx >= 0 && load_scripts(wc, c, why, sizeof why) == 0) {
+            struct timeval tv = {WK_REDIS_TIMEOUT_MS / 1000, (WK_REDIS_TIMEOUT_MS % 1000) * 1000};
+            if (idx >= 0 && redisSetTimeout(c, tv) == REDIS_OK && load_scripts(wc, c, why, sizeof why) == 0) {
                 wc->node[idx] = c;
                 c = NULL;
             }
