@@ -328,8 +328,9 @@ Test(sentinel, unreachable_or_unknown_sentinels_retried)
         SKIP_GATEWAY_HALF();
 }
 
-/* Bad sentinel and cluster URLs stop both programs at start (status 2,
- * naming the option). */
+/* Bad sentinel URLs stop both programs at start (status 2, naming the
+ * option); so does a cluster URL the gateway (not the worker, which serves
+ * Redis Cluster) does not take yet. */
 Test(sentinel, bad_urls_exit_2)
 {
     static char out[OUT_MAX];
@@ -341,6 +342,8 @@ Test(sentinel, bad_urls_exit_2)
             char listen[64];
             snprintf(listen, sizeof(listen), "127.0.0.1:%d", it_free_port());
             const char *argv[] = {bins[b], "--redis-url", bad[i], "--auth", "none", "--listen", listen, NULL};
+            if (b == 0 && strncmp(bad[i], "redis+cluster://", 16) == 0)
+                continue;
             if (b == 0)
                 argv[3] = NULL; /* the worker has neither --auth nor --listen */
             int st = 0;
