@@ -1,10 +1,12 @@
-/* conn.h: the worker's one blocking Redis connection: connect, pipelined
- * commands, scripts by EVALSHA with an EVAL fallback, reconnect backoff.
+/* conn.h: a worker lane's blocking Redis connection: connect, pipelined
+ * commands routed by slot to the masters that serve them (one for redis://
+ * and sentinel, the cluster's for redis+cluster://), scripts by EVALSHA
+ * with an EVAL fallback, reconnect backoff.
  *
  * Ownership: replies returned by conn_read/conn_call/conn_script_* belong to
  * the caller (freeReplyObject). After any function here returns a connection
- * failure, the context is unusable: the caller logs, calls conn_close() and
- * reconnects; nothing half-read may be used. */
+ * failure, the connection (to every master) is unusable: the caller logs,
+ * calls conn_close() and reconnects; nothing half-read may be used. */
 #ifndef CHATMI_WORKER_CONN_H
 #define CHATMI_WORKER_CONN_H
 
