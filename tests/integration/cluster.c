@@ -558,6 +558,14 @@ int it_cluster_slot_owner(int slot)
     return v.owner[slot];
 }
 
+void it_cluster_slot_map(int *out)
+{
+    static struct itc_view v;
+    view(&v);
+    for (int s = 0; s < ITC_SLOTS; s++)
+        out[s] = v.owner[s];
+}
+
 int it_cluster_key_owner(const char *key)
 {
     return it_cluster_slot_owner(it_cluster_keyslot(key));
@@ -721,4 +729,44 @@ long it_cluster_rebalance(void)
               g_long_out + (len > 4000 ? len - 4000 : 0));
     assert_ok("after redis-cli --cluster rebalance");
     return (long)(it_mono_ms() - t0);
+}
+
+/* ---- the programs under test --------------------------------------------------------- */
+
+int it_cluster_programs_ready(char *why, size_t whylen)
+{
+    static char out[8192];
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", it_free_port());
+    /* each stops at an option checked after --redis-url (a missing JWT key,
+     * a bad worker id): what it says shows whether the URL passed */
+    const char *gw[] = {it_gateway_bin(), "--listen", listen, "--redis-url", "redis+cluster://127.0.0.1:1",
+                        "--queue-partitions", "4", "--auth", "jwt", NULL};
+    const char *wk[] = {it_worker_bin(), "--redis-url", "redis+cluster://127.0.0.1:1", "--queue-partitions", "4",
+                        "--worker-id", "bad id!", NULL};
+    const char *const *progs[] = {gw, wk};
+    for (int i = 0; i < 2; i++) {
+        int st = 0;
+        if (it_run(progs[i], NULL, it_ms(10000), out, sizeof(out), &st) < 0) {
+            snprintf(why, whylen, "%s did not stop at a bad option within %d ms", progs[i][0], it_ms(10000));
+            return 0;
+        }
+        if (strstr(out, "not supported") != NULL || strstr(out, "unknown option") != NULL) {
+            out[strcspn(out, "\n")] = '\0';
+            snprintf(why, whylen, "%.300s", out);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void it_require_cluster_programs(void)
+{
+    char why[512] = "";
+    if (it_cluster_programs_ready(why, sizeof(why)))
+        return;
+    const char *req = getenv("CHATMI_IT_CLUSTER_REQUIRED");
+    if (req != NULL && strcmp(req, "1") == 0)
+        cr_assert_fail("the programs do not take Redis Cluster yet (CHATMI_IT_CLUSTER_REQUIRED=1): %s", why);
+    cr_skip_test("the programs do not take Redis Cluster yet: %s", why);
 }

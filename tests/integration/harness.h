@@ -263,6 +263,9 @@ const char *it_cluster_url(char *buf, size_t buflen);
 int it_cluster_keyslot(const char *key);
 int it_cluster_slot_owner(int slot);
 int it_cluster_key_owner(const char *key);
+/* Every slot's owner (node number, -1 unassigned) in one read: out holds
+ * 16384 entries. */
+void it_cluster_slot_map(int *out);
 
 /* kill -9 master node, then waits until one of its replicas has been
  * promoted to own its slots and the cluster is healthy again. Returns the
@@ -284,5 +287,13 @@ long it_cluster_move_slot(int slot, int to);
 /* redis-cli --cluster rebalance (threshold 0.1%): every master back to its
  * share of the slots. Returns ms. */
 long it_cluster_rebalance(void);
+
+/* Whether chatmi-gateway and chatmi-worker take redis+cluster:// URLs and
+ * --queue-partitions (each is run once with them and a bad later option):
+ * 1, or 0 with what they said in why. */
+int it_cluster_programs_ready(char *why, size_t whylen);
+/* For the cluster cases: skips the test while the programs refuse Redis
+ * Cluster, or fails it when CHATMI_IT_CLUSTER_REQUIRED=1. */
+void it_require_cluster_programs(void);
 
 #endif
