@@ -546,6 +546,44 @@ Test(faults, stalled_client)
  * not failed (live_dups_ok). Until the programs take redis+cluster:// URLs
  * these cases skip (CHATMI_IT_CLUSTER_REQUIRED=1 makes them fail). */
 
+/* The suite's probes on a cluster, without chatmi (which may not take
+ * redis+cluster:// yet): fl_redis_int follows MOVED to a key's owner, and
+ * the queue and in-hand counts add up every partition's list wherever its
+ * slot lives, also after the slot has moved. */
+Test(faults, cluster_probes_follow_slots)
+{
+    it_cluster_start(3, 1);
+    /* lists spread over the masters, spelled as partitions might be */
+    const char *lists[] = {"chatmi:{q}:inbound", "chatmi:{q0}:inbound", "chatmi:{q:1}:inbound", "chatmi:{q2}:fanout",
+                           "chatmi:{q3}:inbound:proc:w-1", "chatmi:{q1}:fanout:proc:w-1", "chatmi:{q2}:dead"};
+    const int items[] = {1, 2, 3, 4, 5, 6, 7};
+    int owners[8] = {0}, distinct = 0;
+    for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+        char out[256];
+        for (int k = 0; k < items[i]; k++) {
+            const char *push[] = {"RPUSH", lists[i], "x", NULL};
+            cr_assert_eq(it_redis_cli(it_redis_port(), push, out, sizeof(out)), 0, "%s", out);
+        }
+        int o = it_cluster_key_owner(lists[i]);
+        distinct += owners[o] == 0;
+        owners[o] = 1;
+        cr_assert_eq(fl_redis_int("LLEN %s", lists[i]), items[i], "LLEN %s (owner node %d)", lists[i], o);
+    }
+    cr_assert_geq(distinct, 2, "the lists all landed on one master");
+    cr_assert_eq(fl_queue_items("inbound"), 1 + 2 + 3);
+    cr_assert_eq(fl_queue_items("fanout"), 4);
+    cr_assert_eq(fl_queue_items("dead"), 7);
+    cr_assert_eq(fl_worker_in_hand("w-1"), 5 + 6);
+    /* a list's slot moves to another master: still found, still counted */
+    int slot = it_cluster_keyslot(lists[1]);
+    int from = it_cluster_slot_owner(slot), m[8];
+    int nm = it_cluster_masters(m, 8);
+    cr_assert_geq(nm, 2);
+    it_cluster_move_slot(slot, m[0] != from ? m[0] : m[1]);
+    cr_assert_eq(fl_redis_int("LLEN %s", lists[1]), 2);
+    cr_assert_eq(fl_queue_items("inbound"), 1 + 2 + 3);
+}
+
 #define CLUSTER_RESHARD_MAX 2000 /* slots one redis-cli --cluster reshard may move here */
 
 static void cluster_stack(const char *row)
