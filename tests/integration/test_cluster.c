@@ -1,5 +1,6 @@
 /* test_cluster.c: the harness's Redis Cluster (cluster.c), checked on its
- * own, without chatmi.
+ * own, without chatmi (programs it_cluster; tests/faults has the probes'
+ * check, cluster_probes_follow_slots).
  *
  * Why: the cluster runs of the integration suite (cluster.sh) and the
  * cluster fault cases trust the harness to start a healthy 3-master,
@@ -185,6 +186,17 @@ Test(cluster, kill_master_promotes_its_replica)
     cr_assert_not_null(strstr(out, "master_link_status:up"), "%s", out);
     static char chk[65536];
     cluster_check(it_cluster_port(replica), chk, sizeof(chk));
+
+    /* the same shard fails over again (cluster_master_kill's second round
+     * may hit it): the restarted node is promoted back, the key survives */
+    int back = -1;
+    long ms2 = it_cluster_kill_master(replica, &back);
+    cr_assert_eq(back, victim, "node %d took over, not the restarted node %d", back, victim);
+    cr_assert_eq(raw_cli(it_cluster_port(victim), get, out, sizeof(out)), 0);
+    cr_assert_eq(strncmp(out, "41", 2), 0, "the key after the second failover: %s", out);
+    cluster_check(it_cluster_port(victim), chk, sizeof(chk));
+    fprintf(stderr, "cluster: second kill -9 of that shard's master: node %d promoted back after %ld ms\n", victim,
+            ms2);
 }
 
 Test(cluster, reshard_and_move_slot_then_rebalance)
