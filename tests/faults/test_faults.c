@@ -553,9 +553,10 @@ Test(faults, stalled_client)
 Test(faults, cluster_probes_follow_slots)
 {
     it_cluster_start(3, 1);
-    /* lists spread over the masters, spelled as partitions might be */
-    const char *lists[] = {"chatmi:{q}:inbound", "chatmi:{q0}:inbound", "chatmi:{q:1}:inbound", "chatmi:{q2}:fanout",
-                           "chatmi:{q3}:inbound:proc:w-1", "chatmi:{q1}:fanout:proc:w-1", "chatmi:{q2}:dead"};
+    /* lists spread over the masters, spelled as one queue ({q}) and as partitions
+     * ({q<p>.<k>}, common/cluster.h on main; the patterns take any {q...}) */
+    const char *lists[] = {"chatmi:{q}:inbound", "chatmi:{q0}:inbound", "chatmi:{q1.2}:inbound", "chatmi:{q2}:fanout",
+                           "chatmi:{q3.0}:inbound:proc:w-1", "chatmi:{q1}:fanout:proc:w-1", "chatmi:{q2}:dead"};
     const int items[] = {1, 2, 3, 4, 5, 6, 7};
     int owners[8] = {0}, distinct = 0;
     for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
