@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cluster.sh: the integration programs for direct messages, rooms, history
-# and presence (it_chat, it_rooms, it_multi) run again against a real Redis
-# Cluster instead of one Redis.
+# and presence (it_chat, it_rooms, it_multi, it_msgpack) run again against a
+# real Redis Cluster instead of one Redis.
 #
 # Why: the same contract must hold when chatmi's keys are spread over 3
 # masters (each with a replica) and its queues over partitions. Each test
@@ -21,7 +21,7 @@
 # CHATMI_IT_CLUSTER_REQUIRED=1, which makes that a failure.
 set -u
 
-PROGS=${CHATMI_IT_CLUSTER_PROGS:-it_chat it_rooms it_multi}
+PROGS=${CHATMI_IT_CLUSTER_PROGS:-it_chat it_rooms it_multi it_msgpack}
 JOBS=${CHATMI_IT_CLUSTER_JOBS:-4}
 GW=${CHATMI_GATEWAY_BIN:-../../gateway/chatmi-gateway}
 WK=${CHATMI_WORKER_BIN:-../../worker/chatmi-worker}
