@@ -37,7 +37,7 @@
 #define ITC_MAX_NODES 12
 #define ITC_MAX_PROCS 32       /* node processes over the test, restarts included */
 #define ITC_SLOTS 16384
-#define ITC_NODE_TIMEOUT "1000" /* ms: a dead master is failed over in ~2-3 s */
+#define ITC_NODE_TIMEOUT "1000" /* ms: a dead master is failed over in about 3 s */
 #define ITC_START_ATTEMPTS 3
 #define ITC_CLI_ARGS 128
 #define ITC_MIGRATE_BATCH 100
@@ -56,7 +56,6 @@ struct itc_view {
     int master[ITC_MAX_NODES];    /* flags hold "master" */
     int fail[ITC_MAX_NODES];      /* "fail" or "fail?" */
     int master_of[ITC_MAX_NODES]; /* a replica's master, -1 */
-    int known[ITC_MAX_NODES];
     int16_t owner[ITC_SLOTS];     /* node number, -1 unassigned */
     int open_slots;               /* [slot->-id] / [slot-<-id] markers */
 };
@@ -227,7 +226,6 @@ static int view_of(int from, struct itc_view *v)
             node = node_of_id(tok[0], strlen(tok[0]));
         if (node < 0)
             continue;
-        v->known[node] = 1;
         v->master[node] = strstr(tok[2], "master") != NULL;
         v->fail[node] = strstr(tok[2], "fail") != NULL;
         if (strcmp(tok[3], "-") != 0)
