@@ -131,6 +131,10 @@ long long fl_redis_int(const char *fmt, ...);
 long long fl_queue_items(const char *name);
 /* Sends fl_redis_int() to this port from now on (after a failover). */
 void fl_redis_use_port(int port);
+/* How many workers sets list worker_id (chatmi:{q}:workers; in a cluster
+ * every partition's chatmi:{q*}:workers): 0 once it was reaped. -1 on
+ * failure. */
+long long fl_worker_listed(const char *worker_id);
 /* Items in the two processing lists of a worker (in a cluster: every
  * chatmi:{q*}:*:proc:<worker> list). -1 on failure. */
 long long fl_worker_in_hand(const char *worker_id);

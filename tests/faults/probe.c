@@ -88,9 +88,10 @@ long long fl_redis_int(const char *fmt, ...)
     return v;
 }
 
-/* Sum of LLEN over the keys matching pattern on every live master of the
- * cluster (SCAN; a fresh connection per master). -1 on failure. */
-static long long cluster_llen_sum(const char *pattern)
+/* Over the keys matching pattern on every live master of the cluster
+ * (SCAN; a fresh connection per master): the sum of their LLEN, or with
+ * member set how many of them (zsets) hold member. -1 on failure. */
+static long long cluster_scan_sum(const char *pattern, const char *member)
 {
     int m[16];
     int nm = it_cluster_masters(m, 16);
@@ -115,10 +116,13 @@ static long long cluster_llen_sum(const char *pattern)
             }
             snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
             for (size_t k = 0; k < r->element[1]->elements; k++) {
-                redisReply *n = redisCommand(c, "LLEN %b", r->element[1]->element[k]->str,
-                                             r->element[1]->element[k]->len);
+                const redisReply *key = r->element[1]->element[k];
+                redisReply *n = member != NULL ? redisCommand(c, "ZSCORE %b %s", key->str, key->len, member)
+                                               : redisCommand(c, "LLEN %b", key->str, key->len);
                 if (n != NULL && n->type == REDIS_REPLY_INTEGER)
                     sum += n->integer;
+                else if (n != NULL && member != NULL && n->type != REDIS_REPLY_NIL && n->type != REDIS_REPLY_ERROR)
+                    sum++;
                 if (n != NULL)
                     freeReplyObject(n);
             }
@@ -131,13 +135,26 @@ static long long cluster_llen_sum(const char *pattern)
     return sum;
 }
 
+long long fl_worker_listed(const char *worker_id)
+{
+    if (it_cluster_active()) {
+        char pattern[CM_KEY_MAX];
+        snprintf(pattern, sizeof(pattern), "%s:{q*}:workers", CM_KEY_PREFIX);
+        return cluster_scan_sum(pattern, worker_id);
+    }
+    char workers[CM_KEY_MAX];
+    cm_key_queue(workers, "workers");
+    return fl_redis_int("EVAL %s 1 %s %s", "return redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0", workers,
+                        worker_id);
+}
+
 long long fl_queue_items(const char *name)
 {
     if (it_cluster_active()) {
         /* partitioned queues: chatmi:{q<partition>}:<name>, whatever the partition's spelling */
         char pattern[CM_KEY_MAX];
         snprintf(pattern, sizeof(pattern), "%s:{q*}:%s", CM_KEY_PREFIX, name);
-        return cluster_llen_sum(pattern);
+        return cluster_scan_sum(pattern, NULL);
     }
     char k[CM_KEY_MAX];
     cm_key_queue(k, name);
@@ -149,7 +166,7 @@ long long fl_worker_in_hand(const char *worker_id)
     if (it_cluster_active()) {
         char pattern[CM_KEY_MAX];
         snprintf(pattern, sizeof(pattern), "%s:{q*}:*:proc:%s", CM_KEY_PREFIX, worker_id);
-        return cluster_llen_sum(pattern);
+        return cluster_scan_sum(pattern, NULL);
     }
     char in[CM_KEY_MAX], out[CM_KEY_MAX];
     cm_key_queue_proc(in, "inbound", worker_id);

@@ -71,8 +71,6 @@ Test(faults, worker_kill9)
     struct fl_load *l = fl_start(&conf);
     wait_more_acks(l, 200, "start");
 
-    char workers[CM_KEY_MAX];
-    cm_key_queue(workers, "workers");
     const int rounds = 4;
     int caught = 0;
     long long items = 0;
@@ -103,8 +101,7 @@ Test(faults, worker_kill9)
         int64_t reap_deadline = it_mono_ms() + it_ms(15000);
         long long in_zset = 1, left = 1;
         while (it_mono_ms() < reap_deadline) {
-            in_zset = fl_redis_int("EVAL %s 1 %s %s", "return redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0",
-                                   workers, id);
+            in_zset = fl_worker_listed(id);
             left = fl_worker_in_hand(id);
             if (in_zset == 0 && left == 0)
                 break;
@@ -575,6 +572,11 @@ Test(faults, cluster_probes_follow_slots)
     cr_assert_eq(fl_queue_items("fanout"), 4);
     cr_assert_eq(fl_queue_items("dead"), 7);
     cr_assert_eq(fl_worker_in_hand("w-1"), 5 + 6);
+    const char *zadd[] = {"ZADD", "chatmi:{q2.1}:workers", "1", "w-1", NULL};
+    char zout[64];
+    cr_assert_eq(it_redis_cli(it_redis_port(), zadd, zout, sizeof(zout)), 0, "%s", zout);
+    cr_assert_eq(fl_worker_listed("w-1"), 1);
+    cr_assert_eq(fl_worker_listed("w-2"), 0);
     /* a list's slot moves to another master: still found, still counted */
     int slot = it_cluster_keyslot(lists[1]);
     int from = it_cluster_slot_owner(slot), m[8];
