@@ -122,11 +122,21 @@ void fl_row(const char *fault, int injections, const struct fl_result *r, const 
 /* ---- probes (probe.c) ------------------------------------------------------------- */
 
 /* A Redis command on the test's Redis (a fresh connection each time);
- * integer replies only. Returns the integer, or -1 on any failure. */
+ * integer replies only. Returns the integer, or -1 on any failure. In a
+ * cluster it follows MOVED and ASK to the key's slot owner. */
 long long fl_redis_int(const char *fmt, ...);
+/* Items in a queue list ("inbound", "fanout", "dead"): chatmi:{q}:<name>,
+ * or in a cluster the sum over every partition's list (keys matching
+ * chatmi:{q*}:<name> on every master). -1 on failure. */
+long long fl_queue_items(const char *name);
 /* Sends fl_redis_int() to this port from now on (after a failover). */
 void fl_redis_use_port(int port);
-/* Items in the two processing lists of a worker. -1 on failure. */
+/* How many workers sets list worker_id (chatmi:{q}:workers; in a cluster
+ * every partition's chatmi:{q*}:workers): 0 once it was reaped. -1 on
+ * failure. */
+long long fl_worker_listed(const char *worker_id);
+/* Items in the two processing lists of a worker (in a cluster: every
+ * chatmi:{q*}:*:proc:<worker> list). -1 on failure. */
 long long fl_worker_in_hand(const char *worker_id);
 /* The gateway child (among pids) that holds the server side of the TCP
  * connection from 127.0.0.1:local_port to gw_port. 0 when not found. */

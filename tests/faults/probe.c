@@ -30,29 +30,144 @@ void fl_redis_use_port(int port)
     g_redis_port = port;
 }
 
-long long fl_redis_int(const char *fmt, ...)
+/* One command on 127.0.0.1:port (a fresh connection); the reply, or NULL.
+ * asking: send ASKING first (after an ASK redirection). */
+static redisReply *command_at(int port, int asking, const char *fmt, va_list ap)
 {
     struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", g_redis_port > 0 ? g_redis_port : it_redis_port(), tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     if (c == NULL || c->err) {
         if (c != NULL)
             redisFree(c);
-        return -1;
+        return NULL;
     }
     redisSetTimeout(c, tv);
-    va_list ap;
-    va_start(ap, fmt);
+    if (asking) {
+        redisReply *a = redisCommand(c, "ASKING");
+        if (a != NULL)
+            freeReplyObject(a);
+    }
     redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    long long v = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    if (r != NULL)
-        freeReplyObject(r);
     redisFree(c);
+    return r;
+}
+
+/* The port of a "MOVED <slot> <host>:<port>" or "ASK ..." error; 0 if not one. */
+static int redirect_port(const redisReply *r, int *asking)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ERROR)
+        return 0;
+    int ask = strncmp(r->str, "ASK ", 4) == 0;
+    if (!ask && strncmp(r->str, "MOVED ", 6) != 0)
+        return 0;
+    const char *colon = strrchr(r->str, ':');
+    *asking = ask;
+    return colon != NULL ? atoi(colon + 1) : 0;
+}
+
+long long fl_redis_int(const char *fmt, ...)
+{
+    int port = g_redis_port > 0 ? g_redis_port : it_redis_port();
+    int asking = 0;
+    long long v = -1;
+    /* in a cluster a key command may be redirected to the slot's owner */
+    for (int hop = 0; hop < 5; hop++) {
+        va_list ap;
+        va_start(ap, fmt);
+        redisReply *r = command_at(port, asking, fmt, ap);
+        va_end(ap);
+        int next = redirect_port(r, &asking);
+        if (next == 0)
+            v = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (next == 0)
+            break;
+        port = next;
+    }
     return v;
+}
+
+/* Over the keys matching pattern on every live master of the cluster
+ * (SCAN; a fresh connection per master): the sum of their LLEN, or with
+ * member set how many of them (zsets) hold member. -1 on failure. */
+static long long cluster_scan_sum(const char *pattern, const char *member)
+{
+    int m[16];
+    int nm = it_cluster_masters(m, 16);
+    long long sum = 0;
+    struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+    for (int i = 0; i < nm; i++) {
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", it_cluster_port(m[i]), tv);
+        if (c == NULL || c->err) {
+            if (c != NULL)
+                redisFree(c);
+            return -1;
+        }
+        redisSetTimeout(c, tv);
+        char cursor[32] = "0";
+        for (int round = 0; round < 10000; round++) {
+            redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+            if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                if (r != NULL)
+                    freeReplyObject(r);
+                redisFree(c);
+                return -1;
+            }
+            snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+            for (size_t k = 0; k < r->element[1]->elements; k++) {
+                const redisReply *key = r->element[1]->element[k];
+                redisReply *n = member != NULL ? redisCommand(c, "ZSCORE %b %s", key->str, key->len, member)
+                                               : redisCommand(c, "LLEN %b", key->str, key->len);
+                if (n != NULL && n->type == REDIS_REPLY_INTEGER)
+                    sum += n->integer;
+                else if (n != NULL && member != NULL && n->type != REDIS_REPLY_NIL && n->type != REDIS_REPLY_ERROR)
+                    sum++;
+                if (n != NULL)
+                    freeReplyObject(n);
+            }
+            freeReplyObject(r);
+            if (strcmp(cursor, "0") == 0)
+                break;
+        }
+        redisFree(c);
+    }
+    return sum;
+}
+
+long long fl_worker_listed(const char *worker_id)
+{
+    if (it_cluster_active()) {
+        char pattern[CM_KEY_MAX];
+        snprintf(pattern, sizeof(pattern), "%s:{q*}:workers", CM_KEY_PREFIX);
+        return cluster_scan_sum(pattern, worker_id);
+    }
+    char workers[CM_KEY_MAX];
+    cm_key_queue(workers, "workers");
+    return fl_redis_int("EVAL %s 1 %s %s", "return redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0", workers,
+                        worker_id);
+}
+
+long long fl_queue_items(const char *name)
+{
+    if (it_cluster_active()) {
+        /* partitioned queues: chatmi:{q<partition>}:<name>, whatever the partition's spelling */
+        char pattern[CM_KEY_MAX];
+        snprintf(pattern, sizeof(pattern), "%s:{q*}:%s", CM_KEY_PREFIX, name);
+        return cluster_scan_sum(pattern, NULL);
+    }
+    char k[CM_KEY_MAX];
+    cm_key_queue(k, name);
+    return fl_redis_int("LLEN %s", k);
 }
 
 long long fl_worker_in_hand(const char *worker_id)
 {
+    if (it_cluster_active()) {
+        char pattern[CM_KEY_MAX];
+        snprintf(pattern, sizeof(pattern), "%s:{q*}:*:proc:%s", CM_KEY_PREFIX, worker_id);
+        return cluster_scan_sum(pattern, NULL);
+    }
     char in[CM_KEY_MAX], out[CM_KEY_MAX];
     cm_key_queue_proc(in, "inbound", worker_id);
     cm_key_queue_proc(out, "fanout", worker_id);

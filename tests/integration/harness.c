@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1 /* pipe2, nftw, strndup, close_range */
 #endif
 #include "harness.h"
+#include "harness_priv.h"
 
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
@@ -35,7 +36,7 @@
 
 extern char **environ;
 
-#define IT_MAX_PROCS 24
+#define IT_MAX_PROCS 40 /* a 6-node cluster, its restarts, 4 gateways, workers */
 #define IT_MAX_GW 4
 #define IT_MAX_WORKERS 8
 #define IT_LINE_MAX 8192
@@ -81,6 +82,7 @@ struct it_env {
     int worker_proc[IT_MAX_WORKERS];
     int nreplicas;        /* it_redis_replica_start: names the logs */
     int nsentinels;       /* it_sentinel_start: names the logs */
+    int queue_partitions; /* > 0: --queue-partitions N to gateways and workers */
 };
 
 /* One test per process: the fixture's state lives here. */
@@ -643,6 +645,9 @@ void it_begin(void)
     IT = calloc(1, sizeof(*IT));
     cr_assert(IT != NULL);
     IT->redis_proc = -1;
+    const char *qp = getenv("CHATMI_IT_QUEUE_PARTITIONS");
+    IT->queue_partitions = qp != NULL && *qp != '\0' ? atoi(qp) : 0;
+    it_priv_cluster_reset();
     signal(SIGPIPE, SIG_IGN);
     const char *root = getenv("CHATMI_IT_ROOT");
     struct stat st;
@@ -678,6 +683,7 @@ void it_end(void)
         proc_stop(IT->worker_proc[i], SIGTERM, it_ms(IT_STOP_GRACE_MS), NULL);
     if (IT->redis_proc >= 0)
         proc_stop(IT->redis_proc, SIGTERM, it_ms(IT_STOP_GRACE_MS), NULL);
+    it_priv_cluster_stop();
     for (int i = 0; i < IT->nprocs; i++)
         if (IT->procs[i].pid > 0)
             proc_stop(i, SIGKILL, it_ms(IT_STOP_GRACE_MS), NULL);
@@ -695,7 +701,7 @@ void it_end(void)
     char dir_copy[PATH_MAX];
     snprintf(dir_copy, sizeof(dir_copy), "%s", IT->own_dir ? "" : IT->dir);
     for (int i = 0; i < IT->nprocs; i++) {
-        if (!IT->procs[i].used || i == IT->redis_proc)
+        if (!IT->procs[i].used || i == IT->redis_proc || it_priv_cluster_owns(i))
             continue;
         static const char *const markers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                                               "runtime error:"};
@@ -795,18 +801,32 @@ static int redis_spawn(int fixed_port)
 
 int it_redis_start(void)
 {
-    cr_assert(IT->redis_proc < 0, "Redis already started");
+    cr_assert(IT->redis_proc < 0 && !it_cluster_active(), "Redis already started");
+    if (it_cluster_mode()) {
+        IT->redis_port = it_cluster_start(3, 1);
+        return IT->redis_port;
+    }
     return redis_spawn(0);
+}
+
+/* The single-Redis helpers below cannot stand for anything in a cluster:
+ * a test that uses them skips itself first (it_skip_in_cluster). */
+static void single_redis_only(const char *what)
+{
+    cr_assert(!it_cluster_active(), "%s needs the single Redis; this test runs a cluster (it_skip_in_cluster)",
+              what);
 }
 
 void it_redis_use_aof(void)
 {
+    single_redis_only("it_redis_use_aof");
     cr_assert(IT->redis_proc < 0, "it_redis_use_aof must come before it_redis_start");
     IT->redis_aof = 1;
 }
 
 int it_redis_restart(void)
 {
+    single_redis_only("it_redis_restart");
     cr_assert(IT->redis_port > 0, "Redis was never started");
     if (IT->procs[IT->redis_proc].pid > 0)
         proc_stop(IT->redis_proc, SIGKILL, it_ms(3000), NULL);
@@ -815,13 +835,35 @@ int it_redis_restart(void)
 
 int it_redis_port(void)
 {
+    if (IT != NULL && it_cluster_active())
+        return it_cluster_master_port();
     return IT != NULL ? IT->redis_port : -1;
 }
 
 void it_redis_kill(void)
 {
+    single_redis_only("it_redis_kill");
     cr_assert(IT->redis_proc >= 0);
     proc_stop(IT->redis_proc, SIGKILL, it_ms(3000), NULL);
+}
+
+const char *it_redis_url(char *buf, size_t buflen)
+{
+    if (it_cluster_active())
+        return it_cluster_url(buf, buflen);
+    snprintf(buf, buflen, "redis://127.0.0.1:%d/0", IT->redis_port);
+    return buf;
+}
+
+void it_set_queue_partitions(int n)
+{
+    cr_assert(IT != NULL && n >= 0);
+    IT->queue_partitions = n;
+}
+
+int it_queue_partitions(void)
+{
+    return IT != NULL ? IT->queue_partitions : 0;
 }
 
 /* ---- gateway and worker ------------------------------------------------------------- */
@@ -915,8 +957,9 @@ int it_gateway_start(const struct it_gw_conf *c)
         c = &defaults;
     cr_assert(IT->ngw < IT_MAX_GW, "too many gateways");
     int gi = IT->ngw;
-    char redis_url[128], procs[16], listen[64], name[32];
-    snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", IT->redis_port);
+    char redis_url[512], procs[16], listen[64], name[32], partitions[16];
+    it_redis_url(redis_url, sizeof(redis_url));
+    snprintf(partitions, sizeof(partitions), "%d", IT->queue_partitions);
     snprintf(procs, sizeof(procs), "%d", c->processes > 0 ? c->processes : 2);
     const char *www = getenv("CHATMI_WWW_DIR");
     for (int attempt = 0; attempt < IT_START_ATTEMPTS; attempt++) {
@@ -931,6 +974,8 @@ int it_gateway_start(const struct it_gw_conf *c)
         opt(&a, "--listen", listen, NULL);
         opt(&a, "--processes", procs, NULL);
         opt(&a, "--redis-url", c->redis_url, redis_url);
+        if (IT->queue_partitions > 0)
+            opt(&a, "--queue-partitions", partitions, NULL);
         opt(&a, "--auth", c->auth, "none");
         opt(&a, "--jwt-secret", c->jwt_secret, NULL);
         opt(&a, "--jwt-secret-file", c->jwt_secret_file, NULL);
@@ -1028,14 +1073,17 @@ int it_worker_start(const struct it_worker_conf *c)
         c = &defaults;
     cr_assert(IT->nworkers < IT_MAX_WORKERS, "too many workers");
     int wi = IT->nworkers;
-    char redis_url[128], name[32], wid[64];
-    snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", IT->redis_port);
+    char redis_url[512], name[32], wid[64], partitions[16];
+    it_redis_url(redis_url, sizeof(redis_url));
+    snprintf(partitions, sizeof(partitions), "%d", IT->queue_partitions);
     snprintf(wid, sizeof(wid), "it-worker-%d-%d", (int)getpid(), wi);
     struct argv_b a = {.n = 0};
     snprintf(name, sizeof(name), "worker%d", wi);
     valgrind_prefix(&a, name);
     arg(&a, it_worker_bin());
     opt(&a, "--redis-url", c->redis_url, redis_url);
+    if (IT->queue_partitions > 0)
+        opt(&a, "--queue-partitions", partitions, NULL);
     opt(&a, "--stage", c->stage, NULL);
     opt(&a, "--max-text-bytes", c->max_text_bytes, NULL);
     opt(&a, "--worker-id", wid, NULL);
@@ -1451,6 +1499,8 @@ int it_redis_cli(int port, const char *const *args, char *out, size_t outlen)
     snprintf(ports, sizeof(ports), "%d", port);
     const char *argv[40] = {redis_cli_bin(bin, sizeof(bin)), "-h", "127.0.0.1", "-p", ports};
     int n = 5;
+    if (it_cluster_active())
+        argv[n++] = "-c"; /* key commands follow MOVED and ASK to the slot's owner */
     for (const char *const *a = args; *a != NULL && n < 39; a++)
         argv[n++] = *a;
     argv[n] = NULL;
@@ -1462,6 +1512,7 @@ int it_redis_cli(int port, const char *const *args, char *out, size_t outlen)
 
 int it_redis_replica_start(void)
 {
+    single_redis_only("it_redis_replica_start");
     cr_assert(IT->redis_proc >= 0 && IT->redis_port > 0, "start the master (it_redis_start) first");
     char out[512];
     /* Redis 7 waits 5 s before a diskless full sync by default: none here. */
@@ -1505,6 +1556,7 @@ int it_redis_replica_start(void)
 
 int it_sentinel_start(const char *master_name, int quorum, int down_after_ms, int failover_timeout_ms)
 {
+    single_redis_only("it_sentinel_start");
     cr_assert(IT->redis_port > 0, "start the master (it_redis_start) first");
     char rbuf[PATH_MAX], sbuf[PATH_MAX];
     const char *server = resolve(redis_bin(), rbuf, sizeof(rbuf));
@@ -1568,4 +1620,55 @@ int it_spawn_stop(int id, int sig, int timeout_ms, int *status)
     if (status)
         *status = st;
     return 1;
+}
+
+/* ---- for cluster.c (harness_priv.h) ------------------------------------------------ */
+
+int it_priv_redis_proc_start(const char *name, const char *const *argv)
+{
+    return proc_start(name, argv, READY_REDIS);
+}
+
+int it_priv_proc_wait_ready(int idx, int timeout_ms)
+{
+    return proc_wait_ready(idx, timeout_ms);
+}
+
+int it_priv_proc_stop(int idx, int sig, int timeout_ms)
+{
+    return proc_stop(idx, sig, timeout_ms, NULL);
+}
+
+void it_priv_proc_stop_many(const int *idx, int n, int sig, int timeout_ms)
+{
+    for (int i = 0; i < n; i++)
+        if (IT->procs[idx[i]].pid > 0)
+            kill(IT->procs[idx[i]].pid, sig);
+    for (int i = 0; i < n; i++)
+        proc_stop(idx[i], sig, timeout_ms, NULL);
+}
+
+int it_priv_proc_log_contains(int idx, const char *needle)
+{
+    return proc_log_contains(idx, needle);
+}
+
+void it_priv_proc_fail(int idx, const char *what, int rc)
+{
+    proc_fail(idx, what, rc);
+}
+
+pid_t it_priv_proc_pid(int idx)
+{
+    return IT != NULL && idx >= 0 && idx < IT->nprocs ? IT->procs[idx].pid : 0;
+}
+
+const char *it_priv_redis_server(char *buf, size_t buflen)
+{
+    return resolve(redis_bin(), buf, buflen);
+}
+
+const char *it_priv_redis_cli(char *buf, size_t buflen)
+{
+    return redis_cli_bin(buf, buflen);
 }

@@ -19,7 +19,10 @@
  *
  * Environment: CHATMI_GATEWAY_BIN, CHATMI_WORKER_BIN, REDIS_SERVER,
  * CHATMI_WWW_DIR (Makefile.am sets them), CHATMI_IT_TIMEOUT_SCALE (a factor
- * for every timeout, for sanitizer or valgrind builds).
+ * for every timeout, for sanitizer or valgrind builds), CHATMI_IT_REDIS=cluster
+ * (the test's Redis is a 3-master, 3-replica Redis Cluster: see "Redis
+ * Cluster" below) and CHATMI_IT_QUEUE_PARTITIONS=N (gateways and workers get
+ * --queue-partitions N).
  *
  * The start functions assert (cr_assert) on failure after printing the
  * program's log, so a test can simply call them. */
@@ -74,9 +77,23 @@ void it_end(void);
 /* The test's directory (logs, Redis data). */
 const char *it_dir(void);
 
-/* Starts redis-server (once per test). Returns its port. */
+/* Starts redis-server (once per test). Returns its port. With
+ * CHATMI_IT_REDIS=cluster, starts a Redis Cluster of 3 masters with one
+ * replica each instead (it_cluster_start(3, 1)) and returns a master's port. */
 int it_redis_start(void);
+/* The single Redis's port; in a cluster, the port of a live master. */
 int it_redis_port(void);
+/* The --redis-url the harness gives gateways and workers: redis://127.0.0.1:
+ * <port>/0, or in a cluster redis+cluster://127.0.0.1:P1,... (the live
+ * masters). Returns buf. */
+const char *it_redis_url(char *buf, size_t buflen);
+/* --queue-partitions N for the gateways and workers started from now on
+ * (0: not passed). Starts as CHATMI_IT_QUEUE_PARTITIONS. */
+void it_set_queue_partitions(int n);
+int it_queue_partitions(void);
+/* The single-Redis helpers below (kill, restart, AOF, replicas,
+ * sentinels) fail the test when it runs a cluster: such tests call
+ * it_skip_in_cluster() first. */
 /* SIGKILLs Redis (to test `unavailable`). */
 void it_redis_kill(void);
 /* Kills Redis with SIGKILL if it runs and starts it again on the same port
@@ -178,7 +195,8 @@ void it_pause_ms(int ms);
  * Each on a free loopback port with its own directory; it_end kills them. */
 
 /* Runs redis-cli -h 127.0.0.1 -p port args... (NULL terminated), output in
- * out. Its exit status, or -1 when it did not finish within 5 s. */
+ * out. Its exit status, or -1 when it did not finish within 5 s. In a
+ * cluster it passes -c: key commands follow MOVED/ASK to the slot's owner. */
 int it_redis_cli(int port, const char *const *args, char *out, size_t outlen);
 /* Starts a replica of the test's Redis (it_redis_start first) and waits
  * until its first sync has finished. Log names replica0, replica1, ...
@@ -199,5 +217,87 @@ int it_spawn(const char *name, const char *const *argv);
 /* Sends sig to it and waits up to timeout_ms: 1 with *status (waitpid)
  * when it exited, 0 when not (it_end kills it). */
 int it_spawn_stop(int id, int sig, int timeout_ms, int *status);
+
+/* ---- Redis Cluster (cluster.c) ----
+ * A real Redis Cluster on loopback: redis-server processes with
+ * cluster-enabled yes, each with its own directory and cluster-config-file
+ * under <test dir>/redis-data, a free port and a free bus port
+ * (cluster-port), cluster-node-timeout 1000 ms (failover within a few
+ * seconds), no persistence, created with redis-cli --cluster create.
+ * "Healthy" (it_cluster_wait_ok) means: every live node says
+ * cluster_state:ok with 16384 slots assigned and ok, all live nodes agree
+ * on which master owns each slot, no slot is migrating or importing, and
+ * every live replica has master_link_status:up. Nodes are numbered in start
+ * order; roles change (a replica is promoted), node numbers do not. it_end
+ * stops the nodes with everything else. Every wait polls a condition
+ * against a deadline scaled by it_ms(). */
+
+/* CHATMI_IT_REDIS=cluster: it_redis_start() starts a cluster. */
+int it_cluster_mode(void);
+/* This test runs a cluster (it_cluster_start was called). */
+int it_cluster_active(void);
+/* In cluster mode (CHATMI_IT_REDIS=cluster), skips the test with reason
+ * (cr_skip_test): for tests that need the single Redis. */
+void it_skip_in_cluster(const char *reason);
+
+/* Starts masters * (1 + replicas) nodes, creates the cluster (redis-cli
+ * --cluster create ... --cluster-replicas replicas --cluster-yes) and waits
+ * until it is healthy; asserts. Returns the port of a master.
+ * it_cluster_start_ms(): how long that took, first spawn to healthy. */
+int it_cluster_start(int masters, int replicas);
+long it_cluster_start_ms(void);
+/* Waits until the cluster is healthy (see above): 1, or 0 at the deadline
+ * with the reason written to why (may be NULL). */
+int it_cluster_wait_ok(int timeout_ms, char *why, size_t whylen);
+
+int it_cluster_nodes(void);             /* nodes started (alive or not) */
+int it_cluster_port(int node);          /* its port */
+int it_cluster_alive(int node);         /* not killed */
+const char *it_cluster_id(int node);    /* its node id (CLUSTER MYID), static storage per node */
+int it_cluster_is_master(int node);     /* per CLUSTER NODES of a live node */
+int it_cluster_master_of(int node);     /* a replica's master (node number), -1 for a master */
+int it_cluster_masters(int *out, int max); /* live masters, node numbers; returns how many */
+int it_cluster_master_port(void);       /* port of a live master (the lowest-numbered) */
+int it_cluster_slot_count(int node);    /* slots the node owns */
+/* redis+cluster://127.0.0.1:P1,127.0.0.1:P2,... (live masters). Returns buf. */
+const char *it_cluster_url(char *buf, size_t buflen);
+
+/* CLUSTER KEYSLOT key; the live master owning a slot (node number, per
+ * CLUSTER NODES); the owner of key's slot. Assert on failure. */
+int it_cluster_keyslot(const char *key);
+int it_cluster_slot_owner(int slot);
+int it_cluster_key_owner(const char *key);
+/* Every slot's owner (node number, -1 unassigned) in one read: out holds
+ * 16384 entries. */
+void it_cluster_slot_map(int *out);
+
+/* kill -9 master node, then waits until one of its replicas has been
+ * promoted to own its slots and the cluster is healthy again. Returns the
+ * milliseconds from the kill to that; *promoted (may be NULL): the new
+ * master's node number. */
+long it_cluster_kill_master(int node, int *promoted);
+/* Starts a killed node again on its port and directory (its nodes.conf):
+ * it rejoins as a replica of whoever took its slots. Waits until healthy. */
+void it_cluster_restart_node(int node);
+/* redis-cli --cluster reshard 127.0.0.1:<port> --cluster-from <id of from>
+ * --cluster-to <id of to> --cluster-slots nslots --cluster-yes (redis-cli
+ * picks from's lowest slots), then waits until healthy. Returns ms. */
+long it_cluster_reshard(int from, int to, int nslots);
+/* Moves one chosen slot to master node to, keys included, the way redis-cli
+ * does for each slot (SETSLOT IMPORTING / MIGRATING, GETKEYSINSLOT +
+ * MIGRATE, SETSLOT NODE on every master), then waits until healthy.
+ * Returns ms (0 when to already owns it). */
+long it_cluster_move_slot(int slot, int to);
+/* redis-cli --cluster rebalance (threshold 0.1%): every master back to its
+ * share of the slots. Returns ms. */
+long it_cluster_rebalance(void);
+
+/* Whether chatmi-gateway and chatmi-worker take redis+cluster:// URLs and
+ * --queue-partitions (each is run once with them and a bad later option):
+ * 1, or 0 with what they said in why. */
+int it_cluster_programs_ready(char *why, size_t whylen);
+/* For the cluster cases: skips the test while the programs refuse Redis
+ * Cluster, or fails it when CHATMI_IT_CLUSTER_REQUIRED=1. */
+void it_require_cluster_programs(void);
 
 #endif

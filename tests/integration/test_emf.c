@@ -117,6 +117,7 @@ TestSuite(emf, .init = it_redis_init, .fini = it_end, .timeout = 60);
 
 Test(emf, queue_depths_as_embedded_metric_format)
 {
+    it_skip_in_cluster("pushes onto the one chatmi:{q}:inbound list; partitioned queue names are the worker's");
     rpush_inbound(5);
     /* A fan-out worker leaves inbound alone, so the depth stays put. */
     const char *extra[] = {"--emf", "--emf-interval", "1", "--emf-namespace", "chatmi/it", NULL};

@@ -451,6 +451,7 @@ Test(limits, rate_limit_off)
 
 Test(limits, redis_loss_unavailable)
 {
+    it_skip_in_cluster("kills the one Redis (a cluster loses one master at a time: the cluster fault cases)");
     it_gateway_start(NULL);
     it_worker_start(NULL);
     struct ws *a = it_open(it_port(), "alice", NULL);
@@ -487,6 +488,7 @@ Test(limits, redis_loss_unavailable)
  * killed) is answered `unavailable` with its id: never silence. */
 Test(limits, push_lost_with_link_answers_unavailable_with_id)
 {
+    it_skip_in_cluster("pauses and kills the one Redis the gateway pushes to");
     it_gateway_start(NULL);
     it_worker_start(NULL);
     struct ws *a = it_open(it_port(), "alice", NULL);
@@ -515,6 +517,7 @@ Test(limits, push_lost_with_link_answers_unavailable_with_id)
  * connected during the outage gets its hello instead. Then chat works. */
 Test(limits, redis_restart_resync, .timeout = 90)
 {
+    it_skip_in_cluster("restarts the one Redis on its port");
     it_gateway_start(NULL);
     it_worker_start(NULL);
     struct ws *a = it_open(it_port(), "alice", NULL);

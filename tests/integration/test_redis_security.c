@@ -84,6 +84,7 @@ TestSuite(acl, .init = it_begin, .fini = it_end, .timeout = 90);
 
 Test(acl, least_privilege_user_runs_the_chat)
 {
+    it_skip_in_cluster("ACL users on one Redis of its own (docs/redis-acl.conf)");
     /* the ACL user of docs/redis-acl.conf, plus an admin for the checks */
     const char *srcdir = getenv("CHATMI_IT_SRCDIR");
     char src[PATH_MAX], acl[PATH_MAX], line[1024];
@@ -190,6 +191,7 @@ static void write_file(const char *path, const char *text)
 
 Test(redis_tls, chat_through_stunnel_to_redis_tls_port)
 {
+    it_skip_in_cluster("TLS to one Redis of its own through stunnel");
     char openssl[PATH_MAX], stunnel[PATH_MAX];
     if (it_which("stunnel4", stunnel, sizeof(stunnel)) == NULL &&
         it_which("stunnel", stunnel, sizeof(stunnel)) == NULL) {

@@ -7,7 +7,12 @@
  * Gateway 0 and 1 have two children each; gateway 2 and 3 one child each,
  * so the membership cases below know which child holds which session. The
  * gap cases publish membership elements the way a worker does (envelope.h)
- * with chosen seqs: the race they stand for cannot be timed from outside. */
+ * with chosen seqs: the race they stand for cannot be timed from outside.
+ *
+ * Under CHATMI_IT_REDIS=cluster the Redis-side counts add up every node
+ * (a message may go out as PUBLISH or as sharded SPUBLISH on its slot's
+ * owner; a subscription may be plain or sharded), and the membership
+ * elements are published with SPUBLISH, as a worker in a cluster does. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
@@ -29,15 +34,44 @@ static void rooms_init(void)
 
 TestSuite(rooms, .init = rooms_init, .fini = it_end, .timeout = 90);
 
-/* calls of a command so far, from INFO commandstats */
-static long long cmd_calls(const char *cmd)
+/* The ports of the Redis nodes to count on: the one Redis, or every live
+ * node of the cluster. Returns how many. */
+static int count_ports(int *out, int max)
+{
+    if (!it_cluster_active()) {
+        out[0] = it_redis_port();
+        return 1;
+    }
+    int n = 0;
+    for (int i = 0; i < it_cluster_nodes() && n < max; i++)
+        if (it_cluster_alive(i))
+            out[n++] = it_cluster_port(i);
+    return n;
+}
+
+/* calls of a command on one node so far, from INFO commandstats */
+static long long calls_on(int port, const char *cmd)
 {
     char out[16384], needle[64];
     const char *args[] = {"INFO", "commandstats", NULL};
-    cr_assert_eq(it_redis_cli(it_redis_port(), args, out, sizeof(out)), 0, "INFO: %s", out);
+    cr_assert_eq(it_redis_cli(port, args, out, sizeof(out)), 0, "INFO: %s", out);
     snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", cmd);
     const char *p = strstr(out, needle);
     return p ? atoll(p + strlen(needle)) : 0;
+}
+
+/* calls of a command so far; "publish" counts SPUBLISH too in a cluster */
+static long long cmd_calls(const char *cmd)
+{
+    int ports[16];
+    int n = count_ports(ports, 16);
+    long long sum = 0;
+    for (int i = 0; i < n; i++) {
+        sum += calls_on(ports[i], cmd);
+        if (it_cluster_active() && strcmp(cmd, "publish") == 0)
+            sum += calls_on(ports[i], "spublish");
+    }
+    return sum;
 }
 
 /* A delivery of conv/seq, or a resync (the same news for a client: fetch
@@ -65,14 +99,28 @@ static void await_deliv_or_resync(struct ws *ws, const char *conv, int64_t seq)
     json_decref(m);
 }
 
-/* Subscribers of a channel, from PUBSUB NUMSUB. */
-static long numsub(const char *chan)
+/* Subscribers of a channel on one node, from PUBSUB NUMSUB or SHARDNUMSUB. */
+static long numsub_on(int port, const char *what, const char *chan)
 {
     char out[256];
-    const char *args[] = {"PUBSUB", "NUMSUB", chan, NULL};
-    cr_assert_eq(it_redis_cli(it_redis_port(), args, out, sizeof(out)), 0, "PUBSUB: %s", out);
+    const char *args[] = {"PUBSUB", what, chan, NULL};
+    cr_assert_eq(it_redis_cli(port, args, out, sizeof(out)), 0, "PUBSUB: %s", out);
     const char *nl = strchr(out, '\n'); /* the channel's name, then the count */
     return nl != NULL ? atol(nl + 1) : -1;
+}
+
+/* Subscribers of a channel: in a cluster, plain and sharded ones on every
+ * node (each subscription lives on the one node it was made on). */
+static long numsub(const char *chan)
+{
+    if (!it_cluster_active())
+        return numsub_on(it_redis_port(), "NUMSUB", chan);
+    int ports[16];
+    int n = count_ports(ports, 16);
+    long sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += numsub_on(ports[i], "NUMSUB", chan) + numsub_on(ports[i], "SHARDNUMSUB", chan);
+    return sum;
 }
 
 static void redis_do(const char *const *args)
@@ -184,7 +232,8 @@ static void publish_join(const char *user, const char *room, int seq)
     rec[r++] = (char)seq;
     rec[r] = '\0';
     cr_assert_eq(strlen(rec), r, "the record holds a NUL byte");
-    const char *args[] = {"PUBLISH", chan, rec, NULL};
+    /* in a cluster, sharded pub/sub: redis-cli -c takes it to the slot's owner */
+    const char *args[] = {it_cluster_active() ? "SPUBLISH" : "PUBLISH", chan, rec, NULL};
     redis_do(args);
 }
 

@@ -160,6 +160,7 @@ TestSuite(sentinel, .init = it_redis_init, .fini = it_end, .timeout = 150);
  * and every gateway child find it, log it, and chat goes on. */
 Test(sentinel, master_killed_failover_followed)
 {
+    it_skip_in_cluster("Sentinel watches a single master and its replica");
     int master = it_redis_port();
     int replica = it_redis_replica_start();
     int sp[NSENTINELS];
@@ -232,6 +233,7 @@ Test(sentinel, master_killed_failover_followed)
  * READONLY or a refused ROLE) and move. */
 Test(sentinel, planned_failover_followed)
 {
+    it_skip_in_cluster("Sentinel watches a single master and its replica");
     int master = it_redis_port();
     int replica = it_redis_replica_start();
     int sp[NSENTINELS];
@@ -285,6 +287,7 @@ Test(sentinel, planned_failover_followed)
  * stop cleanly (exit 0) on SIGTERM. */
 Test(sentinel, unreachable_or_unknown_sentinels_retried)
 {
+    it_skip_in_cluster("Sentinel watches a single master");
     /* one real sentinel, which monitors "chatmi", and one dead address */
     int sp = it_sentinel_start(MASTER, 1, 5000, 3000);
     char url[256];
@@ -362,6 +365,8 @@ Test(sentinel, bad_urls_exit_2)
 static void aof_redis_init(void)
 {
     it_begin();
+    if (it_cluster_mode())
+        return; /* each test skips itself: AOF and restarts of one Redis */
     it_redis_use_aof();
     it_redis_start();
 }
@@ -372,6 +377,7 @@ TestSuite(endpoint, .init = aof_redis_init, .fini = it_end, .timeout = 120);
  * lost): both programs reconnect to the same address and say so. */
 Test(endpoint, restarted_same_port_reconnected)
 {
+    it_skip_in_cluster("restarts the one Redis on its port, with AOF");
     it_gateway_start(NULL);
     it_worker_start(NULL);
     struct ws *a = it_open(it_port(), "alice", NULL);
@@ -404,6 +410,7 @@ Test(endpoint, restarted_same_port_reconnected)
  * programs keep trying until it is a master again. */
 Test(endpoint, demoted_to_replica_then_promoted)
 {
+    it_skip_in_cluster("demotes the one Redis behind a redis:// URL to a replica");
     int port = it_redis_port();
     int other = it_redis_replica_start();
     it_gateway_start(NULL);
