@@ -891,18 +891,9 @@ static void opt(struct argv_b *a, const char *flag, const char *value, const cha
     arg(a, v);
 }
 
-/* CHATMI_IT_QUEUE_PARTITIONS=N: every gateway and worker runs with
- * --queue-partitions N (NULL: the programs' default). */
-static const char *it_queue_partitions(void)
-{
-    const char *s = getenv("CHATMI_IT_QUEUE_PARTITIONS");
-    return s != NULL && *s ? s : NULL;
-}
-
 size_t it_queue_key(char *out, const char *name)
 {
-    const char *s = it_queue_partitions();
-    long n = s != NULL ? strtol(s, NULL, 10) : 1;
+    long n = it_queue_partitions() > 0 ? it_queue_partitions() : 1;
     char tag[CM_QUEUE_TAG_MAX];
     cm_queue_tag(tag, 0, n >= 1 && n <= CM_QUEUE_PARTITIONS_MAX ? (unsigned)n : 1);
     return cm_key_queue_in(out, tag, name);
@@ -988,7 +979,6 @@ int it_gateway_start(const struct it_gw_conf *c)
         opt(&a, "--user-rate-limit", c->rate_limit != NULL && strcmp(c->rate_limit, IT_OMIT) == 0 ? IT_OMIT : "0",
             NULL);
         opt(&a, "--max-message-bytes", c->max_message_bytes, NULL);
-        opt(&a, "--queue-partitions", it_queue_partitions(), NULL);
         opt(&a, "--max-queued-bytes", c->max_queued_bytes, NULL);
         opt(&a, "--allowed-origins", c->allowed_origins, NULL);
         opt(&a, "--handshake-timeout", c->handshake_timeout, NULL);
@@ -1087,7 +1077,6 @@ int it_worker_start(const struct it_worker_conf *c)
     opt(&a, "--stage", c->stage, NULL);
     opt(&a, "--max-text-bytes", c->max_text_bytes, NULL);
     opt(&a, "--worker-id", wid, NULL);
-    opt(&a, "--queue-partitions", it_queue_partitions(), NULL);
     opt(&a, "--log-format", "json", NULL);
     opt(&a, "--log-level", "info", NULL);
     for (const char *const *e = c->extra; e != NULL && *e != NULL; e++)
