@@ -45,14 +45,20 @@ int emf_format(char *buf, size_t buflen, const char *ns, int64_t ts_ms, const st
     return n < 0 || (size_t)n >= buflen ? -1 : n;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 int emf_read_depths(struct wk_conn *wc, const struct wk_keys *keys, size_t nparts, struct wk_emf_depths *d)
 {
     size_t n = 4 * nparts;
     for (size_t p = 0; p < nparts; p++) {
         const struct wk_keys *k = &keys[p];
-        const char *cmd[4][2] = {{"LLEN", k->inbound}, {"LLEN", k->fanout}, {"LLEN", k->dead}, {"ZCARD", k->workers}};
+        const char *cmd[4][4] = {{"LLEN", k->inbound}, {"LLEN", k->fanout}, {"LLEN", k->dead},
+                                 {"ZRANGE", k->workers, "0", "-1"}};
         for (int i = 0; i < 4; i++)
-            if (conn_append_argv(wc, 2, cmd[i], NULL) < 0)
+            if (conn_append_argv(wc, i == 3 ? 4 : 2, cmd[i], NULL) < 0)
                 return -1;
     }
     redisReply **r = wk_xcalloc(n, sizeof *r);
@@ -60,27 +66,45 @@ int emf_read_depths(struct wk_conn *wc, const struct wk_keys *keys, size_t npart
         free(r);
         return -1;
     }
-    static const char *const what[4] = {"LLEN inbound", "LLEN fanout", "LLEN dead", "ZCARD workers"};
-    long long *out[4] = {&d->inbound, &d->fanout, &d->dead, &d->workers};
-    for (int i = 0; i < 4; i++)
+    static const char *const what[4] = {"LLEN inbound", "LLEN fanout", "LLEN dead", "ZRANGE workers"};
+    long long *out[3] = {&d->inbound, &d->fanout, &d->dead};
+    for (int i = 0; i < 3; i++)
         *out[i] = 0;
+    d->workers = 0;
+    /* A worker beats in each partition it works (--partitions): the live
+     * workers are the distinct names over every partition's set. */
+    size_t nnames = 0, cap = 0;
+    const char **names = NULL;
     int rc = 0;
     for (size_t j = 0; j < n; j++) {
         int i = (int)(j % 4);
-        if (r[j]->type == REDIS_REPLY_INTEGER) {
-            /* Every live worker beats in every partition: the largest
-             * set counts them; the queues add up. */
-            if (i == 3)
-                *out[i] = r[j]->integer > *out[i] ? r[j]->integer : *out[i];
-            else
-                *out[i] += r[j]->integer;
+        if (i < 3 && r[j]->type == REDIS_REPLY_INTEGER) {
+            *out[i] += r[j]->integer;
+        } else if (i == 3 && r[j]->type == REDIS_REPLY_ARRAY) {
+            for (size_t e = 0; e < r[j]->elements; e++) {
+                if (r[j]->element[e]->type != REDIS_REPLY_STRING)
+                    continue;
+                if (nnames == cap) {
+                    cap = cap ? 2 * cap : 64;
+                    names = wk_xrealloc(names, cap * sizeof *names);
+                }
+                names[nnames++] = r[j]->element[e]->str;
+            }
         } else if (rc == 0) {
             cm_warn("emf", "%s of partition %zu: %s", what[i], j / 4,
                     r[j]->type == REDIS_REPLY_ERROR ? r[j]->str : "unexpected reply");
             rc = 1;
         }
-        freeReplyObject(r[j]);
     }
+    if (nnames > 0) {
+        qsort(names, nnames, sizeof *names, cmp_str);
+        d->workers = 1;
+        for (size_t e = 1; e < nnames; e++)
+            d->workers += strcmp(names[e], names[e - 1]) != 0;
+    }
+    free(names);
+    for (size_t j = 0; j < n; j++)
+        freeReplyObject(r[j]);
     free(r);
     return rc;
 }
@@ -88,7 +112,7 @@ int emf_read_depths(struct wk_conn *wc, const struct wk_keys *keys, size_t npart
 int emf_tick(struct wk *w, int64_t now_ms)
 {
     const struct wk_config *cfg = w->cfg;
-    if (cfg->emf_interval_ms <= 0 || now_ms < w->emf_next_ms || w->partition != 0)
+    if (cfg->emf_interval_ms <= 0 || now_ms < w->emf_next_ms || w->lane != 0)
         return 0;
     struct wk_emf_depths d;
     memset(&d, 0, sizeof d);

@@ -126,7 +126,7 @@ static int connect_with_backoff(struct wk *w, int reconnect)
             cm_redis_addr_format(&c->prev, was, sizeof was);
             if (c->cluster) {
                 /* where is only the node that gave the slot map. */
-                if (attempt > 0 || reconnect || w->partition == 0)
+                if (attempt > 0 || reconnect || w->lane == 0)
                     cm_info("redis_connected", "connected to the Redis Cluster (%zu masters, slot map from %s) "
                             "after %u attempts", c->map->nnodes, at, attempt + 1);
             } else {
@@ -351,25 +351,31 @@ int main(int argc, char **argv)
     }
     setup_signals();
 
-    unsigned n = cfg.partitions;
+    unsigned n = cfg.nlanes, nparts = cfg.partitions;
     struct wk *lanes = calloc(n, sizeof *lanes);
-    struct wk_keys *keys = calloc(n, sizeof *keys);
+    struct wk_keys *keys = calloc(nparts, sizeof *keys);
     const struct wk_metrics **metrics = calloc(n, sizeof *metrics);
     pthread_t *threads = calloc(n, sizeof *threads);
     if (!lanes || !keys || !metrics || !threads) {
         cm_error("start_failed", "out of memory for %u lanes", n);
+        free(threads);
+        free(metrics);
+        free(keys);
+        free(lanes);
         return 1;
     }
-    for (unsigned p = 0; p < n; p++) {
-        struct wk *w = &lanes[p];
+    for (unsigned p = 0; p < nparts; p++)
+        init_keys(&keys[p], cfg.worker_id, p, nparts);
+    for (unsigned i = 0; i < n; i++) {
+        struct wk *w = &lanes[i];
         w->cfg = &cfg;
-        w->partition = p;
+        w->lane = i;
+        w->partition = cfg.lane_partition[i];
         w->all_keys = keys;
-        w->nparts = n;
-        init_keys(&keys[p], cfg.worker_id, p, n);
-        w->keys = keys[p];
+        w->nparts = nparts;
+        w->keys = keys[w->partition];
         wk_metrics_init(&w->metrics, cfg.metrics_on);
-        metrics[p] = &w->metrics;
+        metrics[i] = &w->metrics;
     }
     int rc = 0;
     struct wk_metrics_server metrics_server = {.listen_fd = -1};
@@ -401,8 +407,8 @@ int main(int argc, char **argv)
             break;
         }
     }
-    if (n > 1)
-        cm_info("lanes", "%u lanes started, one per queue partition", started);
+    if (nparts > 1)
+        cm_info("lanes", "%u lanes started, one per queue partition worked (%u of %u)", started, n, nparts);
     while (!stopping())
         sigsuspend(&old);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -153,7 +153,7 @@ int wk_metrics_tick(struct wk *w, int64_t now_ms)
     };
     for (int i = 0; i < WK_MC__COUNT; i++)
         __atomic_store_n(&m->copy[i], v[i], __ATOMIC_RELAXED);
-    if (!m->enabled || now_ms < m->depth_next_ms || w->partition != 0)
+    if (!m->enabled || now_ms < m->depth_next_ms || w->lane != 0)
         return 0;
     struct wk_emf_depths d = {-1, -1, -1, -1};
     int rc = emf_read_depths(&w->conn, w->all_keys, w->nparts, &d);

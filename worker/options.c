@@ -11,6 +11,7 @@
 #include "common/opt.h"
 #include "worker/emf.h"
 #include "worker/options.h"
+#include "worker/route.h"
 
 static const char *const stage_names[] = {"ingest", "fanout", "all"};
 
@@ -54,7 +55,7 @@ static int default_worker_id(char *out, size_t outlen)
 
 enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config *cfg)
 {
-    char *redis_url = NULL, *worker_id = NULL, *emf_namespace = NULL, *metrics_listen = NULL;
+    char *redis_url = NULL, *worker_id = NULL, *emf_namespace = NULL, *metrics_listen = NULL, *lanes = NULL;
     int stage = WK_STAGE_ALL, log_format = 0, log_level = 1, emf = 0;
     long batch = 64, history_max = 10000;
     double idem_ttl = 86400, heartbeat = 2, emf_interval = 10, wait_timeout = 1;
@@ -75,6 +76,10 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
          "independent queue sets, one hash slot each (same value on every gateway and worker); the worker "
          "works each on its own thread",
          &partitions},
+        {"partitions", CM_OPT_STRING, "all", NULL, NULL, 0, 0, 0,
+         "which queue partitions this worker works: all, or a list such as 0-3,6 (every partition needs a "
+         "worker)",
+         &lanes},
         {"batch", CM_OPT_INT, "64", NULL, NULL, 1, WK_BATCH_MAX, 0, "queue items taken per round trip", &batch},
         {"history-max", CM_OPT_INT, "10000", NULL, NULL, 1, 100000000, 0,
          "messages kept per conversation (newest)", &history_max},
@@ -159,6 +164,16 @@ enum wk_options_result wk_options_parse(int argc, char **argv, struct wk_config 
     cfg->heartbeat_ms = (int64_t)(heartbeat * 1000 + 0.5);
     cfg->wait_replicas = wait_replicas;
     cfg->partitions = (unsigned)partitions;
+    {
+        unsigned char take[CM_QUEUE_PARTITIONS_MAX];
+        if (wk_partitions_parse(lanes, cfg->partitions, take, err, sizeof err) < 0) {
+            fprintf(stderr, "chatmi-worker: --partitions: %s\n", err);
+            goto out;
+        }
+        for (unsigned p = 0; p < cfg->partitions; p++)
+            if (take[p])
+                cfg->lane_partition[cfg->nlanes++] = p;
+    }
     cfg->wait_timeout_ms = (int64_t)(wait_timeout * 1000 + 0.5);
 
     cm_log_init("chatmi-worker", log_format == 1 ? CM_LOG_JSON : CM_LOG_TEXT, (enum cm_log_level)log_level);

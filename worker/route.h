@@ -24,4 +24,10 @@ unsigned wk_route_slot(int argc, const char *const *argv, const size_t *argvlen,
  * scripts compute it). */
 long wk_fanned_bit(long long seq, unsigned part);
 
+/* --partitions: "all", or a comma list of partitions and ranges ("0-3,6")
+ * of the n queue partitions. Sets take[p] to 1 for each partition named
+ * (take has n entries) and returns how many; -1 with a message in err for
+ * a malformed list, a partition >= n, or one named twice. */
+int wk_partitions_parse(const char *s, unsigned n, unsigned char *take, char *err, size_t errlen);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cluster.h"
 #include "common/keys.h"
 #include "common/redis_url.h"
 #include "common/net.h"
@@ -26,7 +27,9 @@ enum wk_stage { WK_STAGE_INGEST = 0, WK_STAGE_FANOUT = 1, WK_STAGE_ALL = 2 };
 struct wk_config {
     enum wk_stage stage;
     long batch;
-    unsigned partitions;     /* --queue-partitions: queue sets, one lane each (main.c) */
+    unsigned partitions;     /* --queue-partitions: queue sets (main.c) */
+    unsigned nlanes;         /* --partitions: how many of them this worker works, one lane each */
+    unsigned lane_partition[CM_QUEUE_PARTITIONS_MAX]; /* lane -> partition, ascending */
     long history_max;
     long idem_ttl_s;
     size_t max_text_bytes;
@@ -71,6 +74,7 @@ struct wk_stats {
  * with its own connection (main.c). */
 struct wk {
     const struct wk_config *cfg;
+    unsigned lane;                  /* index among this worker's lanes; lane 0 reads every depth */
     unsigned partition;             /* this lane's queue partition */
     const struct wk_keys *all_keys; /* every partition's keys (lane 0 reads their depths) */
     unsigned nparts;

@@ -116,3 +116,37 @@ Test(route, fanned_bits_match_the_scripts_ring)
     cr_assert_eq(wk_fanned_bit(4097, 5), 69);
     cr_assert_lt(wk_fanned_bit(123456789, 17), WK_FANNED_RING);
 }
+
+Test(route, partition_lists)
+{
+    unsigned char take[8];
+    char err[160];
+    cr_assert_eq(wk_partitions_parse("all", 8, take, err, sizeof err), 8);
+    cr_assert_eq(wk_partitions_parse("", 8, take, err, sizeof err), 8);
+    cr_assert_eq(wk_partitions_parse("0-2,6", 8, take, err, sizeof err), 4);
+    const unsigned char want[8] = {1, 1, 1, 0, 0, 0, 1, 0};
+    cr_assert_arr_eq(take, want, 8);
+    cr_assert_eq(wk_partitions_parse("7", 8, take, err, sizeof err), 1);
+    cr_assert_eq(take[7], 1);
+    cr_assert_eq(take[0], 0);
+    cr_assert_eq(wk_partitions_parse("3-3", 8, take, err, sizeof err), 1);
+}
+
+Test(route, bad_partition_lists_say_why)
+{
+    static const struct {
+        const char *s, *why;
+    } bad[] = {
+        {"8", "does not exist"},     {"0-8", "does not exist"}, {"3-1", "backwards"},
+        {"1,1", "named twice"},      {"0-2,2", "named twice"},  {"x", "expected all"},
+        {"1,", "expected all"},      {",1", "expected all"},    {"1-", "expected all"},
+        {"-1", "expected all"},      {"1 2", "expected all"},   {"0001", "expected all"},
+        {"1;2", "expected all"},     {"ALL", "expected all"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned char take[8];
+        char err[160] = "";
+        cr_assert_eq(wk_partitions_parse(bad[i].s, 8, take, err, sizeof err), -1, "accepted \"%s\"", bad[i].s);
+        cr_assert(strstr(err, bad[i].why) != NULL, "\"%s\": %s", bad[i].s, err);
+    }
+}
