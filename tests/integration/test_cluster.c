@@ -65,10 +65,13 @@ static void wait_ok(int timeout_ms)
 static void cluster_init(void)
 {
     it_begin();
-    cr_assert_not_null(it_which("redis-cli", cli, sizeof(cli)), "no redis-cli");
-    char server[512];
-    cr_assert_not_null(it_which(getenv("REDIS_SERVER") ? getenv("REDIS_SERVER") : "redis-server", server, sizeof(server)),
-                       "no redis-server");
+    char cbuf[512];
+    const char *c = it_which("redis-cli", cbuf, sizeof(cbuf));
+    cr_assert_not_null(c, "no redis-cli");
+    snprintf(cli, sizeof(cli), "%s", c);
+    char buf[512];
+    const char *server = it_which(getenv("REDIS_SERVER") ? getenv("REDIS_SERVER") : "redis-server", buf, sizeof(buf));
+    cr_assert_not_null(server, "no redis-server");
     for (int i = 0; i < NODES; i++) {
         port[i] = it_free_port();
         char dir[512], conf[600], ps[16], bus[16], name[16];
@@ -220,8 +223,7 @@ Test(cluster, deliveries_and_partitions)
 
     /* a request lands on alice's partition (no worker: it stays there) */
     json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "send", "id", "r1", "to", "bob", "text", "hi");
-    cr_assert_eq(ws_send_json(alice, req), 0);
-    json_decref(req);
+    cr_assert_eq(ws_send_json(alice, req), 0); /* takes req */
     char tag[CM_QUEUE_TAG_MAX], key[128];
     cm_queue_tag(tag, cm_queue_partition("alice", 5, 3), 3);
     snprintf(key, sizeof(key), "chatmi:{%s}:inbound", tag);
