@@ -33,7 +33,7 @@
 
 #define LINKS_MAX 255          /* link ids 0..254; GW_LINK_NONE is 255 */
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MAX_MS 1000
 #define LINK_TIMEOUT_MS 5000   /* connect to PONG */
 #define PROBE_TIMEOUT_MS 3000  /* connect to the CLUSTER SLOTS answer */
 #define WATCH_MS 500
