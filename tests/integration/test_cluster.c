@@ -72,6 +72,16 @@ static void cluster_init(void)
     char buf[512];
     const char *server = it_which(getenv("REDIS_SERVER") ? getenv("REDIS_SERVER") : "redis-server", buf, sizeof(buf));
     cr_assert_not_null(server, "no redis-server");
+    {
+        /* SSUBSCRIBE and SPUBLISH came with Redis 7.0 */
+        const char *argv[] = {server, "--version", NULL};
+        char out[256];
+        int st = 0;
+        cr_assert_eq(it_run(argv, NULL, it_ms(5000), out, sizeof(out), &st), 0);
+        const char *v = strstr(out, "v=");
+        if (v == NULL || atoi(v + 2) < 7)
+            cr_skip_test("redis-server is older than 7.0 (no shard channels): %s", out);
+    }
     for (int i = 0; i < NODES; i++) {
         port[i] = it_free_port();
         char dir[512], conf[600], ps[16], bus[16], name[16];
