@@ -11,6 +11,8 @@
  *   SUBSCRIBED --last session gone--> UNSUBSCRIBING --confirmed--> freed,
  *                                     or QUEUED again if a session came back
  *   any --Redis subscription link lost--> NONE (freed if it has no session)
+ *       (Redis Cluster: only the users whose channel was on the lost link,
+ *       or in a slot that moved: gw_users_on_lost)
  * A session that already had its hello when the link was lost may have
  * missed deliveries: it gets a resync message once SUBSCRIBED again (sent
  * after the confirmation, so whatever the client fetches then is complete). */

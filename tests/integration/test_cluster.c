@@ -4,7 +4,8 @@
  * per-user and per-room shard channels, and reads the inbound partition
  * lists. Covered: deliveries through SSUBSCRIBE, the push landing on the
  * user's partition, a master killed (-9) and a slot moved: exactly the
- * affected sessions get a resync once subscribed again, and deliveries
+ * affected sessions (users whose channel, or a room of theirs whose
+ * channel, was on it) get a resync once subscribed again, and deliveries
  * flow from the new owner. */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -204,10 +205,11 @@ static void wait_test(struct ws *ws, int k, int timeout_ms)
     json_decref(m);
 }
 
-/* A user whose channel is served by a master other than avoid's. */
-static void user_elsewhere(char *out, size_t outlen, int avoid_master)
+/* A user (u<from>, u<from+1>, ...) whose channel is served by a master
+ * other than avoid's. */
+static void user_elsewhere_from(char *out, size_t outlen, int avoid_master, int from)
 {
-    for (int i = 0; i < 1000; i++) {
+    for (int i = from; i < from + 1000; i++) {
         char chan[64];
         snprintf(out, outlen, "u%d", i);
         snprintf(chan, sizeof(chan), "chatmi:{u:%s}", out);
@@ -215,6 +217,24 @@ static void user_elsewhere(char *out, size_t outlen, int avoid_master)
             return;
     }
     cr_assert_fail("no user on another master");
+}
+
+static void user_elsewhere(char *out, size_t outlen, int avoid_master)
+{
+    user_elsewhere_from(out, outlen, avoid_master, 0);
+}
+
+/* A room (r0, r1, ...) whose channel is served by master. */
+static void room_on(char *out, size_t outlen, int master)
+{
+    for (int i = 0; i < 1000; i++) {
+        char chan[64];
+        snprintf(out, outlen, "r%d", i);
+        snprintf(chan, sizeof(chan), "chatmi:{c:room:%s}", out);
+        if (master_of(slot_of(chan), node_index(master) == 0 ? 1 : 0) == master)
+            return;
+    }
+    cr_assert_fail("no room on master %d", master);
 }
 
 TestSuite(cluster, .init = cluster_init, .fini = it_end, .timeout = 120);
@@ -258,9 +278,18 @@ Test(cluster, master_killed_resyncs_exactly_its_users)
     struct ws *alice = it_open(it_port(), "alice", NULL);
     int m = master_of(slot_of("chatmi:{u:alice}"), 0);
     cr_assert(m > 0);
-    char other[32];
+    char other[32], carol[32], room[32], rooms_key[64], room_conv[48];
     user_elsewhere(other, sizeof(other), m);
     struct ws *bob = it_open(it_port(), other, NULL);
+    /* carol's own channel survives, but she is in a room whose channel does not */
+    user_elsewhere_from(carol, sizeof(carol), m, atoi(other + 1) + 1);
+    room_on(room, sizeof(room), m);
+    snprintf(rooms_key, sizeof(rooms_key), "chatmi:{u:%s}:rooms", carol);
+    snprintf(room_conv, sizeof(room_conv), "room:%s", room);
+    char sout[256];
+    const char *sadd[] = {"SADD", rooms_key, room_conv, NULL};
+    cli_do(port[live], 1, sadd, sout, sizeof(sout));
+    struct ws *cw = it_open(it_port(), carol, NULL);
     spublish("chatmi:{u:alice}", 1);
     wait_test(alice, 1, IT_WAIT);
 
@@ -285,6 +314,9 @@ Test(cluster, master_killed_resyncs_exactly_its_users)
     int64_t t1 = it_mono_ms();
     json_decref(r);
     fprintf(stderr, "it_cluster: master %d killed; alice resynced after %lld ms\n", m, (long long)(t1 - t0));
+    r = ws_wait_op(cw, "resync", it_ms(10000));
+    cr_assert_not_null(r, "no resync for a member of a room whose master died");
+    json_decref(r);
     /* deliveries flow from the promoted replica */
     int k = 2;
     for (;;) {
@@ -302,6 +334,12 @@ Test(cluster, master_killed_resyncs_exactly_its_users)
     spublish(chan, 4);
     wait_test(bob, 4, IT_WAIT);
     cr_assert_eq(ws_backlog_count(bob, ws_match_op, "resync"), 0, "a user on a surviving master got a resync");
+    char rchan[64];
+    snprintf(rchan, sizeof(rchan), "chatmi:{c:%s}", room_conv);
+    spublish(rchan, 5);
+    wait_test(cw, 5, IT_WAIT);
+    cr_assert_eq(ws_backlog_count(cw, ws_match_op, "resync"), 0, "carol got more than one resync");
+    ws_free(cw);
     ws_free(bob);
     ws_free(alice);
 }
