@@ -727,7 +727,7 @@ static void handle_message(struct gw_conn *c, int opcode, const uint8_t *msg, si
     memcpy(origin.id, id, origin.idlen);
     int r = cm_envelope_pack(&sb, &e);
     if (r == 0)
-        r = gw_redis_push(ch, sb.data, sb.size, &origin);
+        r = gw_redis_push(ch, c->user->name, c->user->name_len, sb.data, sb.size, &origin);
     msgpack_sbuffer_destroy(&sb);
     if (r < 0) {
         send_error(c, origin.id, origin.idlen, CM_ERR_UNAVAILABLE, "the message queue is unavailable: retry shortly");

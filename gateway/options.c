@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/cluster.h"
 #include "common/log.h"
 
 #ifndef CHATMI_WWW_DIR
@@ -28,7 +29,10 @@
          "child processes", &(cfg)->processes},                                                      \
         {"redis-url", CM_OPT_STRING, "redis://127.0.0.1:6379/0", NULL, NULL, 0, 0, CM_OPT_SECRET_URL, \
          "redis://[user:password@]host:port[/db] or "                                               \
-         "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db]", &(cfg)->redis_url_text},                          \
+         "redis+sentinel://[user:password@]h1:26379,h2:26379/mastername[/db] or "                    \
+         "redis+cluster://[user:password@]h1:p1,h2:p2", &(cfg)->redis_url_text},                     \
+        {"queue-partitions", CM_OPT_INT, "1", NULL, NULL, 1, CM_QUEUE_PARTITIONS_MAX, 0,               \
+         "inbound queue partitions (as the workers' --queue-partitions)", &(cfg)->queue_partitions},  \
         {"auth", CM_OPT_ENUM, "jwt", NULL, "jwt|none", 0, 0, 0,                                       \
          "jwt, or none (development only: identity from ?user=)", &(cfg)->auth},                     \
         {"jwt-secret", CM_OPT_STRING, NULL, NULL, NULL, 0, 0, 1,                                      \
@@ -226,10 +230,6 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, char *err, size
         char inner[256];
         snprintf(inner, sizeof(inner), "%s", err);
         snprintf(err, errlen, "--redis-url: %s", inner);
-        return GW_CONFIG_ERROR;
-    }
-    if (cfg->redis.kind == CM_REDIS_CLUSTER) {
-        snprintf(err, errlen, "--redis-url: redis+cluster:// is not supported by this version yet");
         return GW_CONFIG_ERROR;
     }
     cfg->log_level = cm_log_level_parse(cfg->log_level_text);

@@ -16,6 +16,7 @@ struct gw_config {
     char *listen;
     long processes;
     char *redis_url_text;
+    long queue_partitions;    /* 1..CM_QUEUE_PARTITIONS_MAX */
     int auth;                 /* enum gw_auth_mode */
     char *jwt_secret;
     char *jwt_secret_file;

@@ -19,10 +19,12 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "common/clock.h"
+#include "common/cluster.h"
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "gateway/child.h"
+#include "gateway/cluster_link.h"
 #include "gateway/sentinel.h"
 
 #define BACKOFF_MIN_MS 100
@@ -37,6 +39,11 @@ static void connect_links(struct gw_child *ch);
 static int use_sentinel(const struct gw_child *ch)
 {
     return ch->cfg->redis.kind == CM_REDIS_SENTINEL;
+}
+
+static int use_cluster(const struct gw_child *ch)
+{
+    return ch->cfg->redis.kind == CM_REDIS_CLUSTER;
 }
 
 static const char *link_name(const struct gw_redis *r, const redisAsyncContext *ac)
@@ -431,6 +438,8 @@ static void on_sentinel_moved(void *arg, const struct cm_redis_addr *master, con
 int gw_redis_start(struct gw_child *ch)
 {
     struct gw_redis *r = &ch->redis;
+    if (use_cluster(ch))
+        return gw_cluster_start(ch);
     cm_backoff_init(&r->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     r->retry_ev = evtimer_new(ch->base, on_retry, ch);
     r->drop_ev = event_new(ch->base, -1, 0, on_drop, ch);
@@ -450,6 +459,10 @@ int gw_redis_start(struct gw_child *ch)
 void gw_redis_stop(struct gw_child *ch)
 {
     struct gw_redis *r = &ch->redis;
+    if (r->cluster != NULL) {
+        gw_cluster_stop(ch);
+        return;
+    }
     struct event **evs[] = {&r->retry_ev, &r->drop_ev, &r->timeout_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (*evs[i] != NULL) {
@@ -472,34 +485,51 @@ void gw_redis_stop(struct gw_child *ch)
 
 int gw_redis_ready(const struct gw_child *ch)
 {
+    if (ch->redis.cluster != NULL)
+        return gw_cluster_ready(ch);
     return ch->redis.cmd_up && ch->redis.sub_up;
+}
+
+/* The answer of a command: current says it came on the link in use (in
+ * cluster mode cluster_link.c has looked at it already). */
+static void push_done(struct gw_child *ch, redisReply *rep, void *priv)
+{
+    struct gw_push_origin *o = priv;
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+        cm_debug("redis_push_failed", "a request may not have reached the queue: %s",
+                 rep ? rep->str : "connection lost");
+        gw_child_push_failed(ch, o);
+    }
+    free(o);
 }
 
 static void on_push(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *rep = reply;
-    struct gw_push_origin *o = priv;
-    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-        cm_debug("redis_push_failed", "a request may not have reached the queue: %s",
-                 rep ? rep->str : "connection lost");
-        gw_child_push_failed(ac->data, o);
-        if (rep != NULL && ac == ((struct gw_child *)ac->data)->redis.cmd)
-            failover_reply(ac->data, rep);
-    }
-    free(o);
+    struct gw_child *ch = ac->data;
+    if (rep != NULL && ac == ch->redis.cmd)
+        failover_reply(ch, rep);
+    push_done(ch, rep, priv);
 }
 
-int gw_redis_push(struct gw_child *ch, const char *data, size_t len, const struct gw_push_origin *origin)
+int gw_redis_push(struct gw_child *ch, const char *user, size_t user_len, const char *data, size_t len,
+                  const struct gw_push_origin *origin)
 {
-    if (!ch->redis.cmd_up || ch->redis.drop_pending)
+    int cluster = ch->redis.cluster != NULL;
+    if (!cluster && (!ch->redis.cmd_up || ch->redis.drop_pending))
         return -1;
     struct gw_push_origin *o = malloc(sizeof(*o));
     if (o == NULL)
         return -1;
     *o = *origin;
-    char key[CM_KEY_MAX];
-    cm_key_queue(key, "inbound");
-    if (redisAsyncCommand(ch->redis.cmd, on_push, o, "RPUSH %s %b", key, data, len) != REDIS_OK) {
+    char key[CM_KEY_MAX], tag[CM_QUEUE_TAG_MAX];
+    unsigned n = (unsigned)ch->cfg->queue_partitions;
+    cm_queue_tag(tag, cm_queue_partition(user, user_len, n), n);
+    size_t klen = cm_key_queue_in(key, tag, "inbound");
+    int rc = cluster ? gw_cluster_command(ch, push_done, o, key, klen, "RPUSH %b %b", key, klen, data, len)
+                     : redisAsyncCommand(ch->redis.cmd, on_push, o, "RPUSH %b %b", key, klen, data, len) == REDIS_OK
+                           ? 0 : -1;
+    if (rc < 0) {
         free(o);
         return -1;
     }
@@ -545,6 +575,14 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
+static void ignore_done(struct gw_child *ch, redisReply *r, void *priv)
+{
+    (void)ch;
+    (void)priv;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        cm_warn("redis_error", "%s", r->str);
+}
+
 static void on_ignore(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
@@ -554,77 +592,96 @@ static void on_ignore(redisAsyncContext *ac, void *reply, void *priv)
         cm_warn("redis_error", "%s", r->str);
 }
 
+/* One command on the key's link that nobody waits for. */
+static void send_ignored(struct gw_child *ch, const char *key, const char *fmt, const char *arg, int num)
+{
+    if (ch->redis.cluster != NULL)
+        (void)gw_cluster_command(ch, ignore_done, NULL, key, strlen(key), fmt, key, arg, num);
+    else if (ch->redis.cmd_up)
+        redisAsyncCommand(ch->redis.cmd, on_ignore, NULL, fmt, key, arg, num);
+}
+
 /* SUBSCRIBE to the channels of n ids (channel names from `channel`) in one
- * command; for users, also adds this node to each one's node set. */
-static int subscribe_batch(struct gw_child *ch, const char *const *ids, const size_t *lens, size_t n,
-                           size_t (*channel)(char *, const char *, size_t), int user_nodes)
+ * command (cluster: SSUBSCRIBE, one command per slot); for users, also adds
+ * this node to each one's node set. */
+static void subscribe_batch(struct gw_child *ch, const char *const *ids, const size_t *lens, size_t n,
+                            size_t (*channel)(char *, const char *, size_t), int user_nodes, uint8_t *links)
 {
     struct gw_redis *r = &ch->redis;
-    if (!r->sub_up || !r->cmd_up)
-        return -1;
+    for (size_t i = 0; i < n; i++)
+        links[i] = GW_LINK_NONE;
+    if (r->cluster == NULL && (!r->sub_up || !r->cmd_up))
+        return;
     const char **argv = malloc((n + 1) * sizeof(*argv));
     size_t *argvlen = malloc((n + 1) * sizeof(*argvlen));
     char *names = malloc(n * CM_KEY_MAX);
-    int rc = -1;
     if (argv != NULL && argvlen != NULL && names != NULL) {
         argv[0] = "SUBSCRIBE";
         argvlen[0] = 9;
         for (size_t i = 0; i < n; i++) {
             argvlen[i + 1] = channel(names + i * CM_KEY_MAX, ids[i], lens[i]);
             argv[i + 1] = names + i * CM_KEY_MAX;
-            if (user_nodes) {
-                char nodes[CM_KEY_MAX];
-                cm_key_user(nodes, ids[i], "nodes");
-                redisAsyncCommand(r->cmd, on_ignore, NULL, "SADD %s %s", nodes, ch->node);
-            }
         }
-        rc = redisAsyncCommandArgv(r->sub, on_sub_reply, NULL, (int)(n + 1), argv, argvlen) == REDIS_OK ? 0 : -1;
+        if (r->cluster != NULL) {
+            gw_cluster_subscribe(ch, argv + 1, argvlen + 1, n, links);
+        } else if (redisAsyncCommandArgv(r->sub, on_sub_reply, NULL, (int)(n + 1), argv, argvlen) == REDIS_OK) {
+            for (size_t i = 0; i < n; i++)
+                links[i] = 0;
+        }
+        for (size_t i = 0; user_nodes && i < n; i++) {
+            if (links[i] == GW_LINK_NONE)
+                continue;
+            char nodes[CM_KEY_MAX];
+            cm_key_user(nodes, ids[i], "nodes");
+            send_ignored(ch, nodes, "SADD %s %s", ch->node, 0);
+        }
     }
     free(argv);
     free(argvlen);
     free(names);
-    return rc;
 }
 
-int gw_redis_subscribe(struct gw_child *ch, const char *const *users, const size_t *lens, size_t n)
+void gw_redis_subscribe(struct gw_child *ch, const char *const *users, const size_t *lens, size_t n, uint8_t *links)
 {
-    return subscribe_batch(ch, users, lens, n, cm_key_user_channel, 1);
+    subscribe_batch(ch, users, lens, n, cm_key_user_channel, 1, links);
 }
 
-int gw_redis_unsubscribe(struct gw_child *ch, const char *user, size_t len)
+int gw_redis_unsubscribe(struct gw_child *ch, const char *user, size_t len, uint8_t link)
 {
     struct gw_redis *r = &ch->redis;
+    char chan[CM_KEY_MAX], nodes[CM_KEY_MAX];
+    size_t clen = cm_key_user_channel(chan, user, len);
+    cm_key_user(nodes, user, "nodes");
+    send_ignored(ch, nodes, "SREM %s %s", ch->node, 0);
+    if (r->cluster != NULL)
+        return gw_cluster_unsubscribe(ch, chan, clen, link);
     if (!r->sub_up)
         return -1;
-    char chan[CM_KEY_MAX], nodes[CM_KEY_MAX];
-    cm_key_user_channel(chan, user, len);
-    cm_key_user(nodes, user, "nodes");
-    if (r->cmd_up)
-        redisAsyncCommand(r->cmd, on_ignore, NULL, "SREM %s %s", nodes, ch->node);
-    return redisAsyncCommand(r->sub, on_sub_reply, NULL, "UNSUBSCRIBE %s", chan) == REDIS_OK ? 0 : -1;
+    return redisAsyncCommand(r->sub, on_sub_reply, NULL, "UNSUBSCRIBE %b", chan, clen) == REDIS_OK ? 0 : -1;
 }
 
 void gw_redis_heartbeat(struct gw_child *ch)
 {
-    if (!ch->redis.cmd_up)
-        return;
     char key[CM_KEY_MAX];
     cm_key_node_alive(key, ch->node);
-    redisAsyncCommand(ch->redis.cmd, on_ignore, NULL, "SET %s 1 EX %d", key, NODE_TTL_S);
+    send_ignored(ch, key, "SET %s %s EX %d", "1", NODE_TTL_S);
 }
 
-int gw_redis_subscribe_rooms(struct gw_child *ch, const char *const *convs, const size_t *lens, size_t n)
+void gw_redis_subscribe_rooms(struct gw_child *ch, const char *const *convs, const size_t *lens, size_t n,
+                              uint8_t *links)
 {
-    return subscribe_batch(ch, convs, lens, n, cm_key_conv_channel, 0);
+    subscribe_batch(ch, convs, lens, n, cm_key_conv_channel, 0, links);
 }
 
-int gw_redis_unsubscribe_room(struct gw_child *ch, const char *conv, size_t len)
+int gw_redis_unsubscribe_room(struct gw_child *ch, const char *conv, size_t len, uint8_t link)
 {
     struct gw_redis *r = &ch->redis;
-    if (!r->sub_up)
-        return -1;
     char chan[CM_KEY_MAX];
     size_t clen = cm_key_conv_channel(chan, conv, len);
+    if (r->cluster != NULL)
+        return gw_cluster_unsubscribe(ch, chan, clen, link);
+    if (!r->sub_up)
+        return -1;
     return redisAsyncCommand(r->sub, on_sub_reply, NULL, "UNSUBSCRIBE %b", chan, clen) == REDIS_OK ? 0 : -1;
 }
 
@@ -635,8 +692,12 @@ struct read_for {
     char name[CM_CONV_MAX + 1];
 };
 
-static struct read_for *read_for_new(const char *name, size_t len, uint32_t id)
+/* A read for name, or NULL when the command link is not up (cluster: the
+ * key's master is checked when sending). */
+static struct read_for *read_begin(struct gw_child *ch, const char *name, size_t len, uint32_t id)
 {
+    if (ch->redis.cluster == NULL && (!ch->redis.cmd_up || ch->redis.drop_pending))
+        return NULL;
     struct read_for *f = malloc(sizeof(*f));
     if (f == NULL || len > CM_CONV_MAX) {
         free(f);
@@ -649,31 +710,24 @@ static struct read_for *read_for_new(const char *name, size_t len, uint32_t id)
     return f;
 }
 
-/* A read for name on the command link, or NULL when it is not up. */
-static struct read_for *read_begin(struct gw_child *ch, const char *name, size_t len, uint32_t id)
+/* Sends "cmd key" with f for done (or, plain and sentinel, the hiredis
+ * callback cb); f is freed when that fails. 0 or -1. */
+static int read_send(struct gw_child *ch, gw_cluster_cb *done, redisCallbackFn *cb, struct read_for *f,
+                     const char *cmd, const char *key)
 {
-    if (!ch->redis.cmd_up || ch->redis.drop_pending)
-        return NULL;
-    return read_for_new(name, len, id);
-}
-
-/* Sends "cmd key" with f for cb; f is freed when that fails. 0 or -1. */
-static int read_send(struct gw_child *ch, redisCallbackFn *cb, struct read_for *f, const char *cmd, const char *key)
-{
-    if (redisAsyncCommand(ch->redis.cmd, cb, f, "%s %s", cmd, key) != REDIS_OK) {
+    int rc = ch->redis.cluster != NULL
+                 ? gw_cluster_command(ch, done, f, key, strlen(key), "%s %s", cmd, key)
+                 : redisAsyncCommand(ch->redis.cmd, cb, f, "%s %s", cmd, key) == REDIS_OK ? 0 : -1;
+    if (rc < 0)
         free(f);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
-static void on_rooms(redisAsyncContext *ac, void *reply, void *priv)
+static void rooms_done(struct gw_child *ch, redisReply *rep, void *priv)
 {
-    redisReply *rep = reply;
     struct read_for *f = priv;
-    struct gw_child *ch = ac->data;
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        if (rep != NULL && (ac != ch->redis.cmd || !failover_reply(ch, rep)))
+        if (rep != NULL)
             cm_warn("redis_error", "reading %s's rooms: %s", f->name,
                     rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         gw_rooms_on_loaded(ch, f->name, f->len, f->id, NULL, NULL, 0);
@@ -698,6 +752,19 @@ static void on_rooms(redisAsyncContext *ac, void *reply, void *priv)
     free(f);
 }
 
+static void on_rooms(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *rep = reply;
+    struct gw_child *ch = ac->data;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && (ac != ch->redis.cmd || failover_reply(ch, rep))) {
+        gw_rooms_on_loaded(ch, ((struct read_for *)priv)->name, ((struct read_for *)priv)->len,
+                           ((struct read_for *)priv)->id, NULL, NULL, 0);
+        free(priv);
+        return;
+    }
+    rooms_done(ch, rep, priv);
+}
+
 int gw_redis_load_rooms(struct gw_child *ch, const char *user, size_t len, uint32_t id)
 {
     struct read_for *f = read_begin(ch, user, len, id);
@@ -705,24 +772,35 @@ int gw_redis_load_rooms(struct gw_child *ch, const char *user, size_t len, uint3
         return -1;
     char key[CM_KEY_MAX];
     cm_key_user(key, f->name, "rooms");
-    return read_send(ch, on_rooms, f, "SMEMBERS", key);
+    return read_send(ch, rooms_done, on_rooms, f, "SMEMBERS", key);
 }
 
-static void on_room_seq(redisAsyncContext *ac, void *reply, void *priv)
+static void room_seq_done(struct gw_child *ch, redisReply *rep, void *priv)
 {
-    redisReply *rep = reply;
     struct read_for *f = priv;
-    struct gw_child *ch = ac->data;
     long long value = -1;
     if (rep != NULL && rep->type == REDIS_REPLY_STRING)
         value = strtoll(rep->str, NULL, 10);
     else if (rep != NULL && rep->type == REDIS_REPLY_NIL)
         value = 0;
-    else if (rep != NULL && (ac != ch->redis.cmd || !failover_reply(ch, rep)))
+    else if (rep != NULL)
         cm_warn("redis_error", "reading the seq of %s: %s", f->name,
                 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
     gw_rooms_on_seq(ch, f->name, f->len, value);
     free(f);
+}
+
+static void on_room_seq(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *rep = reply;
+    struct gw_child *ch = ac->data;
+    struct read_for *f = priv;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && (ac != ch->redis.cmd || failover_reply(ch, rep))) {
+        gw_rooms_on_seq(ch, f->name, f->len, -1);
+        free(f);
+        return;
+    }
+    room_seq_done(ch, rep, priv);
 }
 
 int gw_redis_room_seq(struct gw_child *ch, const char *conv, size_t len)
@@ -732,5 +810,5 @@ int gw_redis_room_seq(struct gw_child *ch, const char *conv, size_t len)
         return -1;
     char key[CM_KEY_MAX];
     cm_key_conv(key, f->name, "seq");
-    return read_send(ch, on_room_seq, f, "GET", key);
+    return read_send(ch, room_seq_done, on_room_seq, f, "GET", key);
 }

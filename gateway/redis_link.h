@@ -15,7 +15,13 @@
  * LOADING, ...; common/redis.h), when the links do not come up in time, and,
  * with sentinels, when either link is lost or a sentinel announces that the
  * master moved (+switch-master). Re-subscribing every local user after a
- * reconnect is gw_users_link_up's job. */
+ * reconnect is gw_users_link_up's job.
+ *
+ * redis+cluster:// goes through gateway/cluster_link.h instead (chosen by
+ * the URL scheme behind this same API): a command link and a subscription
+ * link per master, commands routed by slot, SSUBSCRIBE for the channels.
+ * A channel's subscription lives on one link (GW_LINK_NONE: none); plain
+ * and sentinel mode have one link, 0. */
 #ifndef CHATMI_GATEWAY_REDIS_LINK_H
 #define CHATMI_GATEWAY_REDIS_LINK_H
 
@@ -28,7 +34,10 @@
 #include "common/redis_url.h"
 
 struct gw_child;
+struct gw_cluster;
 struct gw_sentinel;
+
+#define GW_LINK_NONE 0xff /* a channel not subscribed on any link */
 struct event;
 
 struct gw_redis {
@@ -54,6 +63,8 @@ struct gw_redis {
     struct cm_redis_addr last_up; /* the master of the last time both links were up */
     int have_last_up;
     int64_t down_since_ms;    /* monotonic: when the links last stopped being both up; 0 while up */
+
+    struct gw_cluster *cluster; /* redis+cluster:// only (cluster_link.h) */
 };
 
 /* Starts connecting (never blocks: sentinels are asked on the loop too).
@@ -61,7 +72,8 @@ struct gw_redis {
 int gw_redis_start(struct gw_child *ch);
 /* Closes everything; pushes still unconfirmed are answered unavailable. */
 void gw_redis_stop(struct gw_child *ch);
-/* Both links up. */
+/* Both links up (cluster: every slot served, and every master's two
+ * links up). */
 int gw_redis_ready(const struct gw_child *ch);
 
 /* Who sent a pushed request, so that a push lost with the link can be
@@ -73,21 +85,27 @@ struct gw_push_origin {
     char id[CM_REQ_ID_MAX];
 };
 
-/* RPUSH an envelope to the inbound queue. -1 when the link is down. If the
+/* RPUSH an envelope of user to the inbound queue (the user's partition
+ * with --queue-partitions: common/cluster.h). -1 when the link is down. If the
  * link fails before Redis confirms the push, the origin session (when still
  * open) is answered `unavailable` with the request's id: the request may or
  * may not be queued, and a retry with the same id is safe either way. */
-int gw_redis_push(struct gw_child *ch, const char *data, size_t len, const struct gw_push_origin *origin);
+int gw_redis_push(struct gw_child *ch, const char *user, size_t user_len, const char *data, size_t len,
+                  const struct gw_push_origin *origin);
 
 /* SUBSCRIBE / UNSUBSCRIBE channels, and SADD/SREM this node in each user's
- * nodes set. -1 when the link is down. */
-int gw_redis_subscribe(struct gw_child *ch, const char *const *users, const size_t *lens, size_t n);
-int gw_redis_unsubscribe(struct gw_child *ch, const char *user, size_t len);
+ * nodes set. links[k] gets the link the k-th channel's SUBSCRIBE went to,
+ * GW_LINK_NONE when it could not be sent (the link, or in cluster mode
+ * the slot's master, is down). Unsubscribe goes to the link the channel
+ * is on; -1 when that link is down. */
+void gw_redis_subscribe(struct gw_child *ch, const char *const *users, const size_t *lens, size_t n, uint8_t *links);
+int gw_redis_unsubscribe(struct gw_child *ch, const char *user, size_t len, uint8_t link);
 
 /* The same for room channels (rooms.h): SUBSCRIBE of many rooms in one
- * command, UNSUBSCRIBE of one. 0, or -1 when the links are not up. */
-int gw_redis_subscribe_rooms(struct gw_child *ch, const char *const *convs, const size_t *lens, size_t n);
-int gw_redis_unsubscribe_room(struct gw_child *ch, const char *conv, size_t len);
+ * command, UNSUBSCRIBE of one. */
+void gw_redis_subscribe_rooms(struct gw_child *ch, const char *const *convs, const size_t *lens, size_t n,
+                              uint8_t *links);
+int gw_redis_unsubscribe_room(struct gw_child *ch, const char *conv, size_t len, uint8_t link);
 
 /* Reads the user's rooms set; the answer goes to gw_rooms_on_loaded with
  * id. And reads a room's seq for gw_rooms_on_seq. 0, or -1 when the command

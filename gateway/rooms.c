@@ -100,7 +100,7 @@ static void room_release(struct gw_child *ch, struct gw_room *r)
         ch->rooms.nsubscribed--;
         gw_metric_set(ch->stats, GW_M_ROOM_SUBSCRIPTIONS, ch->rooms.nsubscribed);
         r->max_seq = 0;
-        if (gw_redis_unsubscribe_room(ch, r->conv, r->conv_len) == 0)
+        if (gw_redis_unsubscribe_room(ch, r->conv, r->conv_len, r->link) == 0)
             r->state = GW_SUB_UNSUBSCRIBING;
         else
             room_free(ch, r);
@@ -311,6 +311,7 @@ void gw_rooms_flush(struct gw_child *ch)
     const char *convs[SUBSCRIBE_BATCH_MAX];
     size_t lens[SUBSCRIBE_BATCH_MAX];
     struct gw_room *batch[SUBSCRIBE_BATCH_MAX];
+    uint8_t links[SUBSCRIBE_BATCH_MAX];
     size_t i = 0;
     while (i < rs->nqueued) {
         size_t n = 0;
@@ -326,9 +327,11 @@ void gw_rooms_flush(struct gw_child *ch)
         }
         if (n == 0)
             continue;
-        int ok = gw_redis_subscribe_rooms(ch, convs, lens, n) == 0;
-        for (size_t k = 0; k < n; k++)
-            batch[k]->state = ok ? GW_SUB_SUBSCRIBING : GW_SUB_NONE;
+        gw_redis_subscribe_rooms(ch, convs, lens, n, links);
+        for (size_t k = 0; k < n; k++) {
+            batch[k]->state = links[k] != GW_LINK_NONE ? GW_SUB_SUBSCRIBING : GW_SUB_NONE;
+            batch[k]->link = links[k];
+        }
     }
     rs->nqueued = 0;
 }
@@ -433,6 +436,38 @@ void gw_rooms_deliver(struct gw_child *ch, struct gw_room *r, const char *data, 
     walk_end(ch, r);
     gw_frames_release(&f);
     msgpack_unpacked_destroy(&up);
+}
+
+void gw_rooms_on_lost(struct gw_child *ch, struct gw_room *r)
+{
+    int was_flowing = r->state == GW_SUB_SUBSCRIBED;
+    switch (r->state) {
+    case GW_SUB_SUBSCRIBED:
+        ch->rooms.nsubscribed--;
+        gw_metric_set(ch->stats, GW_M_ROOM_SUBSCRIPTIONS, ch->rooms.nsubscribed);
+        break;
+    case GW_SUB_SUBSCRIBING:
+    case GW_SUB_UNSUBSCRIBING:
+        break;
+    default:
+        return;
+    }
+    r->state = GW_SUB_NONE;
+    r->link = GW_LINK_NONE;
+    r->max_seq = 0;
+    if (r->nmembers == 0) {
+        room_free(ch, r);
+        return;
+    }
+    if (!was_flowing)
+        return; /* members waiting for it had no hello or check its seq on subscribe */
+    /* The members' hello waits for this room again (gw_users_ready), so
+     * marking sends nothing now: the resync goes once it is subscribed. */
+    walk_begin(ch, r);
+    for (uint32_t i = 0; i < r->nmembers; i++)
+        if (r->members[i].user != NULL)
+            mark_gap(ch, r->members[i].user);
+    walk_end(ch, r);
 }
 
 void gw_rooms_link_down(struct gw_child *ch)

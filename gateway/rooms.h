@@ -61,6 +61,7 @@ struct gw_room {
     uint8_t checking;          /* a GET of the room's seq is in flight */
     uint8_t conv_len;
     uint8_t holes;             /* members left while the room was walked: user NULL */
+    uint8_t link;              /* the subscription link holding the channel (redis_link.h) */
     uint16_t nwaiting;
     struct gw_room_wait **waiting; /* joined replies held until SUBSCRIBED */
     int64_t max_seq;           /* highest seq delivered on the channel since subscribed */
@@ -105,6 +106,12 @@ void gw_rooms_on_seq(struct gw_child *ch, const char *conv, size_t len, long lon
 
 /* Sends the queued SUBSCRIBE batch. */
 void gw_rooms_flush(struct gw_child *ch);
+
+/* Cluster mode: the room's channel subscription is gone from its link
+ * (lost, or its slot moved away): back to NONE (gw_rooms_link_up queues it
+ * again); members that may have missed a message get a resync once it is
+ * subscribed again. */
+void gw_rooms_on_lost(struct gw_child *ch, struct gw_room *r);
 
 /* The subscription link went down: every room is forgotten (users reload
  * theirs once their channel is subscribed again). */

@@ -124,7 +124,7 @@ void gw_users_detach(struct gw_child *ch, struct gw_conn *c)
     gw_rooms_drop_user(ch, u);
     switch (u->state) {
     case GW_SUB_SUBSCRIBED:
-        if (gw_redis_unsubscribe(ch, u->name, u->name_len) == 0) {
+        if (gw_redis_unsubscribe(ch, u->name, u->name_len, u->link) == 0) {
             u->state = GW_SUB_UNSUBSCRIBING;
         } else {
             u->state = GW_SUB_NONE;
@@ -147,6 +147,7 @@ void gw_users_flush(struct gw_child *ch)
     const char *names[SUBSCRIBE_BATCH_MAX];
     size_t lens[SUBSCRIBE_BATCH_MAX];
     struct gw_user *batch[SUBSCRIBE_BATCH_MAX];
+    uint8_t links[SUBSCRIBE_BATCH_MAX];
     size_t i = 0;
     while (i < us->nqueued) {
         size_t n = 0;
@@ -162,9 +163,12 @@ void gw_users_flush(struct gw_child *ch)
         }
         if (n == 0)
             continue;
-        int ok = gw_redis_subscribe(ch, names, lens, n) == 0;
-        for (size_t k = 0; k < n; k++)
-            batch[k]->state = ok ? GW_SUB_SUBSCRIBING : GW_SUB_NONE;
+        gw_redis_subscribe(ch, names, lens, n, links);
+        for (size_t k = 0; k < n; k++) {
+            /* Not sent (its node is down): link_up queues it again. */
+            batch[k]->state = links[k] != GW_LINK_NONE ? GW_SUB_SUBSCRIBING : GW_SUB_NONE;
+            batch[k]->link = links[k];
+        }
     }
     us->nqueued = 0;
 }
@@ -177,7 +181,7 @@ void gw_users_on_subscribed(struct gw_child *ch, struct gw_user *u)
     ch->users.nsubscribed++;
     gw_metric_set(ch->stats, GW_M_SUBSCRIPTIONS, ch->users.nsubscribed);
     if (u->nsessions == 0) {
-        if (gw_redis_unsubscribe(ch, u->name, u->name_len) == 0)
+        if (gw_redis_unsubscribe(ch, u->name, u->name_len, u->link) == 0)
             u->state = GW_SUB_UNSUBSCRIBING;
         return;
     }
@@ -197,6 +201,30 @@ void gw_users_on_unsubscribed(struct gw_child *ch, struct gw_user *u)
         return;
     }
     user_free(ch, u);
+}
+
+void gw_users_on_lost(struct gw_child *ch, struct gw_user *u)
+{
+    switch (u->state) {
+    case GW_SUB_SUBSCRIBED:
+    case GW_SUB_UNSUBSCRIBING:
+        ch->users.nsubscribed--;
+        gw_metric_set(ch->stats, GW_M_SUBSCRIPTIONS, ch->users.nsubscribed);
+        break;
+    case GW_SUB_SUBSCRIBING:
+        break;
+    default:
+        return; /* NONE, or QUEUED: the next flush subscribes where the map says */
+    }
+    u->state = GW_SUB_NONE;
+    u->link = GW_LINK_NONE;
+    if (u->nsessions == 0) {
+        user_free(ch, u);
+        return;
+    }
+    for (struct gw_conn *c = u->sessions; c != NULL; c = c->next)
+        if (!c->hello_pending)
+            c->resync_pending = 1;
 }
 
 void gw_users_link_down(struct gw_child *ch)

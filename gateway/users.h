@@ -11,6 +11,8 @@
  *   SUBSCRIBED --last session gone--> UNSUBSCRIBING --confirmed--> freed,
  *                                     or QUEUED again if a session came back
  *   any --Redis subscription link lost--> NONE (freed if it has no session)
+ *       (Redis Cluster: only the users whose channel was on the lost link,
+ *       or in a slot that moved: gw_users_on_lost)
  * A session that already had its hello when the link was lost may have
  * missed deliveries: it gets a resync message once SUBSCRIBED again (sent
  * after the confirmation, so whatever the client fetches then is complete). */
@@ -46,6 +48,7 @@ struct gw_user {
     uint8_t state;             /* enum gw_sub_state */
     uint8_t rooms_state;       /* enum gw_rooms_state */
     uint8_t rooms_reload;      /* a membership change arrived during the read */
+    uint8_t link;              /* the subscription link holding the channel (redis_link.h) */
     uint8_t name_len;
     char name[CM_USER_MAX + 1];
 };
@@ -79,6 +82,12 @@ void gw_users_check_ready(struct gw_child *ch, struct gw_user *u);
 /* Subscription replies from Redis for a user's channel. */
 void gw_users_on_subscribed(struct gw_child *ch, struct gw_user *u);
 void gw_users_on_unsubscribed(struct gw_child *ch, struct gw_user *u);
+
+/* Cluster mode: the user's channel subscription is gone from its link (the
+ * link was lost, or its slot moved away). Back to NONE (freed without
+ * sessions); sessions that had their hello get a resync once the channel
+ * is subscribed again (gw_users_link_up queues it). */
+void gw_users_on_lost(struct gw_child *ch, struct gw_user *u);
 
 /* The subscription link went down: every user back to NONE, users without
  * sessions freed. And up again: every user queued. */

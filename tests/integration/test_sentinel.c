@@ -331,22 +331,19 @@ Test(sentinel, unreachable_or_unknown_sentinels_retried)
         SKIP_GATEWAY_HALF();
 }
 
-/* Bad sentinel URLs stop both programs at start (status 2, naming the
- * option); so does a cluster URL the gateway (not the worker, which serves
- * Redis Cluster) does not take yet. */
+/* Bad sentinel URLs, and a cluster URL with a database (a cluster has only
+ * database 0), stop both programs at start (status 2, naming the option). */
 Test(sentinel, bad_urls_exit_2)
 {
     static char out[OUT_MAX];
     static const char *const bad[] = {"redis+sentinel://127.0.0.1:26379", "redis+sentinel://127.0.0.1:26379/",
-                                      "redis+sentinel:///chatmi", "redis+cluster://127.0.0.1:7000"};
+                                      "redis+sentinel:///chatmi", "redis+cluster://127.0.0.1:7000/1"};
     const char *bins[] = {it_worker_bin(), it_gateway_bin()};
     for (size_t b = 0; b < 2; b++) {
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             char listen[64];
             snprintf(listen, sizeof(listen), "127.0.0.1:%d", it_free_port());
             const char *argv[] = {bins[b], "--redis-url", bad[i], "--auth", "none", "--listen", listen, NULL};
-            if (b == 0 && strncmp(bad[i], "redis+cluster://", 16) == 0)
-                continue;
             if (b == 0)
                 argv[3] = NULL; /* the worker has neither --auth nor --listen */
             int st = 0;
