@@ -392,8 +392,8 @@ int bn_options_parse(int argc, char **argv, struct bn_config *cfg, char *err, si
             snprintf(err, errlen, "--redis-url: %s", why);
             goto out;
         }
-        if (cfg->redis.kind != CM_REDIS_PLAIN) {
-            snprintf(err, errlen, "--redis-url: only redis:// is supported for the statistics");
+        if (cfg->redis.kind == CM_REDIS_SENTINEL) {
+            snprintf(err, errlen, "--redis-url: use redis:// (the master) or redis+cluster:// for the statistics");
             goto out;
         }
         cfg->have_redis = 1;

@@ -8,6 +8,8 @@
 #include <sys/time.h>
 #include <hiredis/hiredis.h>
 
+#include "common/cluster.h"
+
 void bn_redis_parse_info(const char *text, struct bn_redis_sample *out)
 {
     double user = 0, sys = 0;
@@ -49,12 +51,13 @@ void bn_redis_parse_info(const char *text, struct bn_redis_sample *out)
 
 /* A plain blocking connection with AUTH and SELECT: the statistics need
  * nothing more, and a failed sample only costs the Redis figures. */
-static redisContext *connect_plain(const struct cm_redis_url *u, char *err, size_t errlen)
+static redisContext *connect_plain(const struct cm_redis_url *u, const struct cm_redis_addr *at, char *err,
+                                   size_t errlen)
 {
     struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(u->addrs[0].host, u->addrs[0].port, tv);
+    redisContext *c = redisConnectWithTimeout(at->host, at->port, tv);
     if (c == NULL || c->err) {
-        snprintf(err, errlen, "redis %s:%d: %s", u->addrs[0].host, u->addrs[0].port, c ? c->errstr : "out of memory");
+        snprintf(err, errlen, "redis %s:%d: %s", at->host, at->port, c ? c->errstr : "out of memory");
         if (c != NULL)
             redisFree(c);
         return NULL;
@@ -88,14 +91,10 @@ fail:
     return NULL;
 }
 
-int bn_redis_sample(const struct cm_redis_url *url, struct bn_redis_sample *out, char *err, size_t errlen)
+static int sample_one(const struct cm_redis_url *url, const struct cm_redis_addr *at, struct bn_redis_sample *out,
+                      char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    if (url->naddrs < 1) {
-        snprintf(err, errlen, "no Redis host");
-        return -1;
-    }
-    redisContext *c = connect_plain(url, err, errlen);
+    redisContext *c = connect_plain(url, at, err, errlen);
     if (c == NULL)
         return -1;
     /* "INFO a b c" takes several sections since Redis 7; older servers
@@ -117,6 +116,80 @@ int bn_redis_sample(const struct cm_redis_url *url, struct bn_redis_sample *out,
     freeReplyObject(r);
     redisFree(c);
     return 0;
+}
+
+/* Adds one master's sample to the sums in out. */
+static void add_node(struct bn_redis_sample *out, const struct bn_redis_sample *n, const struct cm_redis_addr *at)
+{
+    out->commands_processed += n->commands_processed;
+    out->cpu_s += n->cpu_s;
+    out->rss += n->rss;
+    for (int i = 0; i < n->ncmds; i++) {
+        int j = 0;
+        while (j < out->ncmds && strcmp(out->cmds[j].name, n->cmds[i].name) != 0)
+            j++;
+        if (j == out->ncmds) {
+            if (out->ncmds == BN_REDIS_CMDS_MAX)
+                continue;
+            out->cmds[out->ncmds++] = n->cmds[i];
+        } else {
+            out->cmds[j].calls += n->cmds[i].calls;
+        }
+    }
+    if (out->nnodes < BN_REDIS_NODES_MAX) {
+        snprintf(out->node[out->nnodes].addr, sizeof(out->node[0].addr), "%.50s:%d", at->host, at->port);
+        out->node[out->nnodes].cpu_s = n->cpu_s;
+        out->node[out->nnodes].commands_processed = n->commands_processed;
+        out->nnodes++;
+    }
+}
+
+/* Every master of the cluster: the first seed that answers CLUSTER SLOTS
+ * names them. */
+static int sample_cluster(const struct cm_redis_url *url, struct bn_redis_sample *out, char *err, size_t errlen)
+{
+    static struct cm_slot_map map; /* 32 KiB: not on the stack; the bench samples from one thread */
+    int have_map = 0;
+    for (size_t i = 0; i < url->naddrs && !have_map; i++) {
+        redisContext *c = connect_plain(url, &url->addrs[i], err, errlen);
+        if (c == NULL)
+            continue;
+        redisReply *r = redisCommand(c, "CLUSTER SLOTS");
+        have_map = cm_slot_map_parse(&map, r, &url->addrs[i], err, errlen) == 0;
+        if (r != NULL)
+            freeReplyObject(r);
+        redisFree(c);
+    }
+    if (!have_map)
+        return -1;
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < map.nnodes; i++) {
+        struct bn_redis_sample *n = malloc(sizeof(*n));
+        if (n == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        int rc = sample_one(url, &map.node[i].addr, n, err, errlen);
+        if (rc == 0)
+            add_node(out, n, &map.node[i].addr);
+        free(n);
+        if (rc < 0)
+            return -1;
+    }
+    out->ok = 1;
+    return 0;
+}
+
+int bn_redis_sample(const struct cm_redis_url *url, struct bn_redis_sample *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (url->naddrs < 1) {
+        snprintf(err, errlen, "no Redis host");
+        return -1;
+    }
+    if (url->kind == CM_REDIS_CLUSTER)
+        return sample_cluster(url, out, err, errlen);
+    return sample_one(url, &url->addrs[0], out, err, errlen);
 }
 
 uint64_t bn_redis_calls_delta(const struct bn_redis_sample *a, const struct bn_redis_sample *b, const char *cmd)

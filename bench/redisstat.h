@@ -9,6 +9,7 @@
 #include "common/redis_url.h"
 
 #define BN_REDIS_CMDS_MAX 96
+#define BN_REDIS_NODES_MAX 16
 
 struct bn_redis_cmd {
     char name[40];
@@ -22,9 +23,18 @@ struct bn_redis_sample {
     uint64_t rss;                /* used_memory_rss */
     int ncmds;
     struct bn_redis_cmd cmds[BN_REDIS_CMDS_MAX]; /* cmdstat_<name>: calls, scripts' commands included */
+    /* redis+cluster://: every master's own figures (the fields above are
+     * their sums), in CLUSTER SLOTS order; 0 nodes for a single Redis. */
+    int nnodes;
+    struct {
+        char addr[64];
+        double cpu_s;
+        uint64_t commands_processed;
+    } node[BN_REDIS_NODES_MAX];
 };
 
-/* Connects, runs INFO, disconnects. 0, or -1 with a message in err. */
+/* Connects, runs INFO, disconnects; with redis+cluster://, on every master
+ * CLUSTER SLOTS names. 0, or -1 with a message in err. */
 int bn_redis_sample(const struct cm_redis_url *url, struct bn_redis_sample *out, char *err, size_t errlen);
 
 /* Parses the text of an INFO reply. */

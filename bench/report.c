@@ -44,6 +44,10 @@ struct derived {
     int have_redis;
     double redis_cmds_per_msg, redis_client_cmds_per_msg, redis_cpu_us_per_msg;
     uint64_t redis_cmds;
+    int nnodes;                          /* redis+cluster://: per master */
+    char node_addr[BN_REDIS_NODES_MAX][64];
+    double node_cpu_ms_per_1k_deliveries[BN_REDIS_NODES_MAX];
+    double node_cmds_per_msg[BN_REDIS_NODES_MAX];
     int ntop;
     char top_name[TOP_CMDS][40];
     double top_per_msg[TOP_CMDS];
@@ -191,6 +195,23 @@ static void derive(const struct bn_report *rep, struct derived *d)
             for (int i = 0; i < d->ntop; i++)
                 d->top_per_msg[i] /= (double)msgs;
         }
+        /* the same masters in the same order before and after, or nothing */
+        if (a->nnodes == b->nnodes) {
+            for (int i = 0; i < b->nnodes; i++)
+                if (strcmp(a->node[i].addr, b->node[i].addr) != 0)
+                    goto nodes_done;
+            d->nnodes = b->nnodes;
+            for (int i = 0; i < b->nnodes; i++) {
+                memcpy(d->node_addr[i], b->node[i].addr, sizeof(d->node_addr[i]));
+                if (r->delivered > 0)
+                    d->node_cpu_ms_per_1k_deliveries[i] =
+                        1e6 * (b->node[i].cpu_s - a->node[i].cpu_s) / (double)r->delivered;
+                if (msgs > 0)
+                    d->node_cmds_per_msg[i] =
+                        (double)(b->node[i].commands_processed - a->node[i].commands_processed) / (double)msgs;
+            }
+        }
+    nodes_done:;
     }
     const struct bn_sample *held = cfg->scenario == BN_IDLE || cfg->scenario == BN_STORM ? &rep->held : &rep->b;
     if (rep->base.have_sock && held->have_sock) {
@@ -345,6 +366,10 @@ void bn_report_text(const struct bn_report *rep, FILE *out)
                     d.redis_cmds_per_msg, d.redis_cpu_us_per_msg);
         else
             fprintf(out, "  %-22s %" PRIu64 " (no requests)\n", "commands", d.redis_cmds);
+        for (int i = 0; i < d.nnodes; i++)
+            fprintf(out, "  %-22s %s: CPU %.2f ms per 1,000 deliveries, %.2f commands per request\n",
+                    i == 0 ? "per master" : "", d.node_addr[i], d.node_cpu_ms_per_1k_deliveries[i],
+                    d.node_cmds_per_msg[i]);
         fprintf(out, "  %-22s", d.msgs > 0 ? "largest, per request" : "largest");
         for (int i = 0; i < d.ntop; i++)
             fprintf(out, " %s %.2f", d.top_name[i], d.top_per_msg[i]);
@@ -493,6 +518,17 @@ int bn_report_json(const struct bn_report *rep, FILE *out)
         for (int i = 0; i < d.ntop; i++)
             json_object_set_new(top, d.top_name[i], json_real(d.top_per_msg[i]));
         json_object_set_new(rd, "per_request", top);
+        if (d.nnodes > 0) {
+            json_t *nodes = json_array();
+            for (int i = 0; i < d.nnodes; i++) {
+                json_t *n = json_object();
+                json_object_set_new(n, "addr", json_string(d.node_addr[i]));
+                json_object_set_new(n, "cpu_ms_per_1k_deliveries", json_real(d.node_cpu_ms_per_1k_deliveries[i]));
+                json_object_set_new(n, "processed_per_request", json_real(d.node_cmds_per_msg[i]));
+                json_array_append_new(nodes, n);
+            }
+            json_object_set_new(rd, "masters", nodes);
+        }
         json_object_set_new(o, "redis", rd);
     }
     if (d.have_sock) {

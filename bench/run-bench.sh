@@ -9,6 +9,7 @@
 #
 #   run-bench.sh [--build-dir DIR] [--src-dir DIR] [--quick] [--only NAMES]
 #                [--out FILE] [--no-write] [--keep] [--commit TEXT]
+#                [--cluster MASTERS] [--partitions N]
 #   run-bench.sh --from DIR [--out FILE] [--no-write]
 #
 #   --build-dir   where gateway/, worker/ and bench/ were built (default: build)
@@ -22,6 +23,13 @@
 #   --keep        keep the temp directory (logs, JSON of every run)
 #   --commit      what the table says was measured (default: the git commit of
 #                 --src-dir, and whether it had uncommitted changes)
+#   --cluster     run against a Redis Cluster of MASTERS masters (no
+#                 replicas, made with redis-cli --cluster create) instead of
+#                 one Redis; implies --no-write unless --out is given, so this
+#                 page's table stays the single-Redis one (docs/scaling.md
+#                 has the cluster figures)
+#   --partitions  --queue-partitions of the gateway and the worker (default:
+#                 1, with --cluster 2 x MASTERS)
 #   --from        run nothing: write the table again from a directory kept
 #                 with --keep (its JSON files and meta.json; bench-table.py)
 #
@@ -40,13 +48,18 @@ WRITE=1
 KEEP=0
 COMMIT=''
 FROM=''
+CLUSTER=0
+PARTITIONS=''
+OUT_GIVEN=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --build-dir) BUILD=$2; shift 2 ;;
         --src-dir) SRC=$2; shift 2 ;;
         --quick) QUICK=1; shift ;;
         --only) ONLY=$2; shift 2 ;;
-        --out) OUT=$2; shift 2 ;;
+        --out) OUT=$2; OUT_GIVEN=1; shift 2 ;;
+        --cluster) CLUSTER=$2; shift 2 ;;
+        --partitions) PARTITIONS=$2; shift 2 ;;
         --no-write) WRITE=0; shift ;;
         --keep) KEEP=1; shift ;;
         --commit) COMMIT=$2; shift 2 ;;
@@ -56,6 +69,13 @@ while [ $# -gt 0 ]; do
     esac
 done
 OUT=${OUT:-$SRC/docs/benchmarks.md}
+case "$CLUSTER" in *[!0-9]* | '') echo "run-bench: --cluster takes a number of masters" >&2; exit 2 ;; esac
+if [ "$CLUSTER" -gt 0 ]; then
+    [ "$CLUSTER" -ge 3 ] || { echo "run-bench: a Redis Cluster needs at least 3 masters" >&2; exit 2; }
+    [ "$OUT_GIVEN" = 1 ] || WRITE=0
+    PARTITIONS=${PARTITIONS:-$((2 * CLUSTER))}
+fi
+PARTITIONS=${PARTITIONS:-1}
 GATEWAY="$BUILD/gateway/chatmi-gateway"
 WORKER="$BUILD/worker/chatmi-worker"
 BENCH="$BUILD/bench/chatmi-bench"
@@ -104,6 +124,7 @@ children_for() {
 # ---- processes ------------------------------------------------------------------
 TMP=$(mktemp -d /tmp/chatmi-bench.XXXXXX)
 REDIS_PID='' GATEWAY_PID='' WORKER_PID=''
+REDIS_PIDS=()
 
 stop_pid() {
     local pid=$1 limit=$(($2 * 10)) i=0
@@ -131,6 +152,10 @@ cleanup() {
     stop_stack
     stop_pid "$REDIS_PID" 10
     REDIS_PID=''
+    for pid in "${REDIS_PIDS[@]}"; do
+        stop_pid "$pid" 10
+    done
+    REDIS_PIDS=()
     if [ "$KEEP" = 1 ]; then
         say "kept $TMP"
     else
@@ -153,31 +178,70 @@ free_port() {
     die "no free port near $1"
 }
 
-REDIS_PORT=$(free_port 16400)
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$TMP" \
-    --logfile "$TMP/redis.log" --maxclients 10000 --daemonize no </dev/null &
-REDIS_PID=$!
-for _ in $(seq 1 50); do
-    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
-    sleep 0.1
-done
-redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || die "redis-server did not start (see $TMP/redis.log)"
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-say "redis-server on 127.0.0.1:$REDIS_PORT, work files in $TMP"
+# start_redis PORT NAME [args...]: a redis-server in the background, up
+# when it answers PING.
+start_redis() {
+    local port=$1 name=$2
+    shift 2
+    mkdir -p "$TMP/$name"
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$TMP/$name" \
+        --logfile "$TMP/$name.log" --maxclients 10000 --daemonize no "$@" </dev/null &
+    LAST_PID=$!
+    for _ in $(seq 1 50); do
+        redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0
+        sleep 0.1
+    done
+    die "redis-server did not start (see $TMP/$name.log)"
+}
+
+REDIS_PORTS=()
+if [ "$CLUSTER" -gt 0 ]; then
+    hosts=()
+    for i in $(seq 1 "$CLUSTER"); do
+        port=$(free_port $((16400 + 20 * i)))
+        start_redis "$port" "redis-$i" --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-node-timeout 5000
+        REDIS_PIDS+=("$LAST_PID")
+        REDIS_PORTS+=("$port")
+        hosts+=("127.0.0.1:$port")
+    done
+    redis-cli --cluster create "${hosts[@]}" --cluster-replicas 0 --cluster-yes >"$TMP/cluster-create.log" 2>&1 ||
+        die "redis-cli --cluster create failed (see $TMP/cluster-create.log)"
+    for _ in $(seq 1 100); do
+        ok=1
+        for port in "${REDIS_PORTS[@]}"; do
+            redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+        done
+        [ "$ok" = 1 ] && break
+        sleep 0.1
+    done
+    [ "$ok" = 1 ] || die "the cluster did not reach cluster_state:ok"
+    REDIS_URL="redis+cluster://$(IFS=,; echo "${hosts[*]}")"
+    say "Redis Cluster of $CLUSTER masters on ${hosts[*]}, $PARTITIONS queue partitions, work files in $TMP"
+else
+    REDIS_PORT=$(free_port 16400)
+    start_redis "$REDIS_PORT" redis
+    REDIS_PID=$LAST_PID
+    REDIS_PORTS=("$REDIS_PORT")
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+    say "redis-server on 127.0.0.1:$REDIS_PORT, work files in $TMP"
+fi
 
 # start_stack NAME CHILDREN: a fresh gateway and worker on an empty Redis,
 # so every run starts from the same memory and the same keys.
 start_stack() {
     local name=$1 children=$2
-    redis-cli -p "$REDIS_PORT" flushall >/dev/null
-    redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
+    for port in "${REDIS_PORTS[@]}"; do
+        redis-cli -p "$port" flushall >/dev/null
+        redis-cli -p "$port" config resetstat >/dev/null
+    done
     GW_PORT=$(free_port 18400)
     WM_PORT=$(free_port 19400)
-    "$WORKER" --redis-url "$REDIS_URL" --log-level warn --metrics-listen "127.0.0.1:$WM_PORT" \
+    "$WORKER" --redis-url "$REDIS_URL" --queue-partitions "$PARTITIONS" --log-level warn --metrics-listen "127.0.0.1:$WM_PORT" \
         </dev/null >"$TMP/$name.worker.log" 2>&1 &
     WORKER_PID=$!
     "$GATEWAY" --listen "127.0.0.1:$GW_PORT" --processes "$children" --auth none --rate-limit 0 --user-rate-limit 0 --max-conns-per-ip 0 --max-sessions-per-user 0 \
-        --max-queued-bytes 16MiB --drain-seconds 1 --redis-url "$REDIS_URL" --www-dir "$SRC/gateway/www" \
+        --max-queued-bytes 16MiB --drain-seconds 1 --redis-url "$REDIS_URL" --queue-partitions "$PARTITIONS" --www-dir "$SRC/gateway/www" \
         --log-level warn </dev/null >"$TMP/$name.gateway.log" 2>&1 &
     GATEWAY_PID=$!
     for _ in $(seq 1 100); do
@@ -283,6 +347,7 @@ RB_MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 export RB_CPU RB_CORES RB_KERNEL RB_DATE RB_REDIS RB_MEM RB_COMMIT="$COMMIT" RB_RUNS="${RUNS[*]}"
 export RB_FAILED="${FAILED[*]:-}" RB_QUICK="$QUICK" RB_LOAD_BEFORE="$LOAD_BEFORE" RB_LOAD_AFTER="$LOAD_AFTER"
 export RB_ELAPSED="$ELAPSED" RB_NOFILE="$NOFILE" RB_IDLE_CHILDREN="$IDLE_CHILDREN"
+export RB_CLUSTER="$CLUSTER" RB_PARTITIONS="$PARTITIONS"
 "$PY" -c '
 import json, os, sys
 e = os.environ
@@ -290,6 +355,7 @@ json.dump({"cpu": e["RB_CPU"] or "unknown", "cores": e["RB_CORES"], "mem": e["RB
            "redis": e["RB_REDIS"], "nofile": e["RB_NOFILE"], "commit": e["RB_COMMIT"], "date": e["RB_DATE"],
            "elapsed": e["RB_ELAPSED"], "load_before": e["RB_LOAD_BEFORE"], "load_after": e["RB_LOAD_AFTER"],
            "runs": e["RB_RUNS"].split(), "failed": e["RB_FAILED"].split(), "quick": e["RB_QUICK"] == "1",
-           "idle_children": e["RB_IDLE_CHILDREN"]}, open(sys.argv[1], "w"), indent=1)
+           "idle_children": e["RB_IDLE_CHILDREN"], "cluster_masters": int(e["RB_CLUSTER"]),
+           "queue_partitions": int(e["RB_PARTITIONS"])}, open(sys.argv[1], "w"), indent=1)
 ' "$TMP/meta.json"
 render "$TMP"

@@ -374,16 +374,46 @@ def check_ecs():
     idle = int(lb_attrs["idle_timeout.timeout_seconds"])
     c.expect(idle >= 2 * heartbeat and idle <= 4000,
              f"ALB idle timeout {idle} s outlasts two gateway heartbeats ({heartbeat:g} s) and ALB's 4000 s cap")
-    redis_port = res["Redis"]["Properties"]["Port"]
-    c.expect(all(r["FromPort"] == redis_port for r in res["RedisSecurityGroup"]["Properties"]["SecurityGroupIngress"]),
-             "Redis security group opens the Redis port")
-    c.expect("Redis.PrimaryEndPoint.Address" in mod.intrinsic(res["RedisUrlSecret"]["Properties"]["SecretString"])[1],
-             "the Redis URL names the replication group's primary endpoint")
-    rg = res["Redis"]["Properties"]
-    c.expect(rg["AutomaticFailoverEnabled"] is True and rg["MultiAZEnabled"] is True and rg["AtRestEncryptionEnabled"],
-             "Redis: Multi-AZ, automatic failover, encryption at rest")
-    pg = res["RedisParameters"]["Properties"]["Properties"]
-    c.expect(pg.get("maxmemory-policy") == "noeviction", "Redis: maxmemory-policy noeviction")
+    # ---- Redis: one replication group (RedisShards 0) or cluster mode enabled (RedisShards > 0)
+    rg_model = botocore.session.get_session().get_service_model("elasticache").operation_model(
+        "CreateReplicationGroup").input_shape.members
+    for name, cond, pgname in [("Redis", "RedisSingle", "RedisParameters"),
+                               ("RedisCluster", "RedisClusterMode", "RedisClusterParameters")]:
+        rg = res[name]["Properties"]
+        c.expect(res[name].get("Condition") == cond and res[pgname].get("Condition") == cond,
+                 f"{name} and {pgname} exist under condition {cond}")
+        unknown = sorted(set(rg) - set(rg_model))
+        c.expect(not unknown, f"{name}: every property is a CreateReplicationGroup parameter "
+                 f"(botocore {botocore.__version__} ElastiCache model)", f"unknown: {unknown}")
+        c.expect(all(r["FromPort"] == rg["Port"] for r in res["RedisSecurityGroup"]["Properties"]["SecurityGroupIngress"]),
+                 f"{name}: the Redis security group opens its port")
+        c.expect(rg["AutomaticFailoverEnabled"] is True and rg["MultiAZEnabled"] is True and rg["AtRestEncryptionEnabled"],
+                 f"{name}: Multi-AZ, automatic failover, encryption at rest")
+        c.expect(is_ref(rg["CacheParameterGroupName"], pgname), f"{name} uses {pgname}")
+        pg = res[pgname]["Properties"]["Properties"]
+        c.expect(pg.get("maxmemory-policy") == "noeviction", f"{pgname}: maxmemory-policy noeviction")
+    rc = res["RedisCluster"]["Properties"]
+    c.expect(rc.get("ClusterMode") == "enabled" and is_ref(rc.get("NumNodeGroups"), "RedisShards")
+             and res["RedisClusterParameters"]["Properties"]["Properties"].get("cluster-enabled") == "yes"
+             and "NumCacheClusters" not in rc,
+             "RedisCluster: cluster mode enabled, RedisShards shards, cluster-enabled parameter group")
+    nodes = params["RedisNodes"]
+    reps = maps["ReplicasOfNodes"]
+    c.expect(all(str(n) in reps and reps[str(n)]["Replicas"] == n - 1
+                 for n in range(int(nodes["MinValue"]), int(nodes["MaxValue"]) + 1)),
+             "ReplicasOfNodes maps every allowed RedisNodes to RedisNodes - 1 replicas per shard")
+    cond = conds["RedisClusterMode"]
+    c.expect(mod.intrinsic(cond)[0] == "Not" and "RedisShards" in json.dumps(cond, default=str),
+             "cluster mode is chosen by RedisShards")
+    url = mod.intrinsic(res["RedisUrlSecret"]["Properties"]["SecretString"])
+    branches = [mod.intrinsic(b)[1] for b in url[1][1:]] if url and url[0] == "If" else []
+    c.expect(url and url[1][0] == "RedisClusterMode" and len(branches) == 2
+             and branches[0].startswith("redis+cluster://${RedisCluster.ConfigurationEndPoint.Address}")
+             and branches[1].startswith("redis://${Redis.PrimaryEndPoint.Address}"),
+             "the Redis URL: redis+cluster:// on the configuration endpoint, or redis:// on the primary endpoint")
+    for cont in (gw, wk):
+        c.expect(is_ref(env_names(cont).get("CHATMI_QUEUE_PARTITIONS"), "QueuePartitions"),
+                 f"{cont['Name']}: CHATMI_QUEUE_PARTITIONS is QueuePartitions (gateways and workers agree)")
 
     # ---- image, programs, logs, secrets
     bins = set(re.findall(r"\b(chatmi-\w+)\b", read("gateway/Makefile.am") + read("worker/Makefile.am")))
