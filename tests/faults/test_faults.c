@@ -534,17 +534,15 @@ Test(faults, stalled_client)
 
 /* A real cluster of 3 masters with a replica each (the harness's
  * it_cluster_start: cluster-node-timeout 1 s), one gateway and two workers
- * on it with --queue-partitions 4 (or CHATMI_IT_QUEUE_PARTITIONS). Keys are
+ * on it with --queue-partitions 6, two per master (or CHATMI_IT_QUEUE_PARTITIONS). Keys are
  * hash-tagged: a conversation's keys live in the slot of {c:<conv>}, a
  * user's channel in the slot of {u:<user>}, the room's channel in the slot
  * of {c:room:<name>}. Fan-out to per-user channels in a cluster is
  * at-least-once (a failover or a moved slot can lose the record that a
  * publish was done): clients drop repeats by seq, so repeats are counted,
- * not failed (live_dups_ok). Until the programs take redis+cluster:// URLs
- * these cases skip (CHATMI_IT_CLUSTER_REQUIRED=1 makes them fail). */
+ * not failed (live_dups_ok). */
 
-/* The suite's probes on a cluster, without chatmi (which may not take
- * redis+cluster:// yet): fl_redis_int follows MOVED to a key's owner, and
+/* The suite's probes on a cluster, without chatmi: fl_redis_int follows MOVED to a key's owner, and
  * the queue and in-hand counts add up every partition's list wherever its
  * slot lives, also after the slot has moved. */
 Test(faults, cluster_probes_follow_slots)
@@ -589,16 +587,10 @@ Test(faults, cluster_probes_follow_slots)
 
 #define CLUSTER_RESHARD_MAX 2000 /* slots one redis-cli --cluster reshard may move here */
 
-static void cluster_stack(const char *row)
+static void cluster_stack(void)
 {
-    char why[512];
-    if (!it_cluster_programs_ready(why, sizeof(why))) {
-        fl_row(row, 0, NULL, why);
-        fprintf(stderr, "faults: %s: %s\n", row, why);
-        it_require_cluster_programs(); /* skips, or fails with CHATMI_IT_CLUSTER_REQUIRED=1 */
-    }
     if (it_queue_partitions() == 0)
-        it_set_queue_partitions(4);
+        it_set_queue_partitions(6);
     it_cluster_start(3, 1);
     it_gateway_start(NULL);
     struct it_worker_conf wc = {.extra = fast_beat};
@@ -613,7 +605,7 @@ static void cluster_stack(const char *row)
 Test(faults, cluster_master_kill)
 {
     const char *row = "7a. Redis Cluster: kill -9 master";
-    cluster_stack(row);
+    cluster_stack();
     struct fl_conf conf = {.nclients = 6, .live_dups_ok = 1};
     struct fl_load *l = fl_start(&conf);
     wait_more_acks(l, 200, "start");
@@ -656,7 +648,7 @@ Test(faults, cluster_master_kill)
 Test(faults, cluster_reshard, .timeout = 300)
 {
     const char *row = "7b. Redis Cluster: reshard under load";
-    cluster_stack(row);
+    cluster_stack();
     struct fl_conf conf = {.nclients = 6, .live_dups_ok = 1};
     struct fl_load *l = fl_start(&conf);
     wait_more_acks(l, 200, "start");

@@ -292,12 +292,5 @@ long it_cluster_move_slot(int slot, int to);
  * share of the slots. Returns ms. */
 long it_cluster_rebalance(void);
 
-/* Whether chatmi-gateway and chatmi-worker take redis+cluster:// URLs and
- * --queue-partitions (each is run once with them and a bad later option):
- * 1, or 0 with what they said in why. */
-int it_cluster_programs_ready(char *why, size_t whylen);
-/* For the cluster cases: skips the test while the programs refuse Redis
- * Cluster, or fails it when CHATMI_IT_CLUSTER_REQUIRED=1. */
-void it_require_cluster_programs(void);
 
 #endif
