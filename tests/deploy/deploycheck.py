@@ -393,7 +393,7 @@ def check_ecs():
         pg = res[pgname]["Properties"]["Properties"]
         c.expect(pg.get("maxmemory-policy") == "noeviction", f"{pgname}: maxmemory-policy noeviction")
     rc = res["RedisCluster"]["Properties"]
-    c.expect(rc.get("ClusterMode") == "enabled" and is_ref(rc.get("NumNodeGroups"), "RedisShards")
+    c.expect(rc.get("ClusterMode", "enabled") == "enabled" and is_ref(rc.get("NumNodeGroups"), "RedisShards")
              and res["RedisClusterParameters"]["Properties"]["Properties"].get("cluster-enabled") == "yes"
              and "NumCacheClusters" not in rc,
              "RedisCluster: cluster mode enabled, RedisShards shards, cluster-enabled parameter group")
