@@ -237,6 +237,21 @@ static int shard_append(struct wk *w, const char *cmd, const char *key, size_t k
     return conn_append_argv(&w->conn, argc, argv, lens);
 }
 
+/* The mark script's call for part p (scripts.h WK_SCRIPT_FANOUT_SHARD):
+ * its bitmap, and for a room the room's channel and delivery, which the
+ * script publishes in the same step. */
+static void mark_argv(struct wk *w, const struct shard_part *p, struct wk_argv *a)
+{
+    int room = p->room_chan[0] != '\0';
+    conn_script_begin(&w->conn, WK_SCRIPT_FANOUT_SHARD, room ? 2 : 1, a);
+    wk_argv_addz(a, p->fanned);
+    if (room)
+        wk_argv_addz(a, p->room_chan);
+    wk_argv_addz(a, p->seq);
+    wk_argv_addz(a, p->part);
+    wk_argv_add(a, room ? p->delivery.data : "", room ? p->delivery.size : 0);
+}
+
 /* Reads k replies; NULL on a connection failure. The caller frees them
  * with replies_free. */
 static redisReply **read_k(struct wk *w, size_t k)
@@ -326,13 +341,7 @@ static int shard_flush(struct wk *w, struct shard_state *st)
         if (p->skip)
             continue;
         struct wk_argv a;
-        conn_script_begin(&w->conn, WK_SCRIPT_FANOUT_SHARD, p->room_chan[0] ? 2 : 1, &a);
-        wk_argv_addz(&a, p->fanned);
-        if (p->room_chan[0])
-            wk_argv_addz(&a, p->room_chan);
-        wk_argv_addz(&a, p->seq);
-        wk_argv_addz(&a, p->part);
-        wk_argv_add(&a, p->room_chan[0] ? p->delivery.data : "", p->room_chan[0] ? p->delivery.size : 0);
+        mark_argv(w, p, &a);
         if (conn_append(&w->conn, &a) < 0)
             goto out;
         k++;
@@ -348,13 +357,7 @@ static int shard_flush(struct wk *w, struct shard_state *st)
         redisReply *x = r[j];
         if (conn_is_noscript(x)) {
             struct wk_argv a;
-            conn_script_begin(&w->conn, WK_SCRIPT_FANOUT_SHARD, p->room_chan[0] ? 2 : 1, &a);
-            wk_argv_addz(&a, p->fanned);
-            if (p->room_chan[0])
-                wk_argv_addz(&a, p->room_chan);
-            wk_argv_addz(&a, p->seq);
-            wk_argv_addz(&a, p->part);
-            wk_argv_add(&a, p->room_chan[0] ? p->delivery.data : "", p->room_chan[0] ? p->delivery.size : 0);
+            mark_argv(w, p, &a);
             /* Nothing else is in flight: every reply of round 3 is read. */
             redisReply *again = conn_script_eval(&w->conn, WK_SCRIPT_FANOUT_SHARD, &a);
             if (!again) {
