@@ -22,6 +22,11 @@ set -u
 PROGS=${CHATMI_IT_CLUSTER_PROGS:-it_chat it_rooms it_multi it_msgpack}
 JOBS=${CHATMI_IT_CLUSTER_JOBS:-4}
 
+if [ "${CHATMI_IT_SKIP_CLUSTER:-0}" = 1 ]; then
+    echo "cluster.sh: SKIP (CHATMI_IT_SKIP_CLUSTER=1: scripts/test.sh's distcheck; build/ and build-san/ ran it)"
+    exit 77
+fi
+
 export CHATMI_IT_REDIS=cluster
 export CHATMI_IT_QUEUE_PARTITIONS=${CHATMI_IT_QUEUE_PARTITIONS:-6}
 export CRITERION_JOBS=$JOBS

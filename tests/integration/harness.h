@@ -243,6 +243,8 @@ void it_skip_in_cluster(const char *reason);
 /* Starts masters * (1 + replicas) nodes, creates the cluster (redis-cli
  * --cluster create ... --cluster-replicas replicas --cluster-yes) and waits
  * until it is healthy; asserts. Returns the port of a master.
+ * CHATMI_IT_SKIP_CLUSTER=1 makes it skip the test instead (scripts/test.sh
+ * sets it for distcheck, after build/ and build-san/ ran every cluster case).
  * it_cluster_start_ms(): how long that took, first spawn to healthy. */
 int it_cluster_start(int masters, int replicas);
 long it_cluster_start_ms(void);
