@@ -1,6 +1,8 @@
 /* scripts.c: Lua sources of the scripts declared in scripts.h. */
 #include "worker/scripts.h"
 
+#include "worker/route.h"
+
 /* LRANGE + LTRIM + RPUSH instead of LMOVE in a loop: three calls whatever
  * the batch size. --batch is capped well below Lua's unpack() limit. */
 static const char take_lua[] =
@@ -95,13 +97,21 @@ static const char beat_lua[] =
  * ARGV: seq, part, delivery, ack channel ('' for none), ack delivery, then
  * the channels. The ack goes first: a sender sees its ack before the
  * delivery of its own message; a part already published sends neither. */
-static const char fanout_lua[] =
-    "local ring = 262144\n"
-    "local bit = (tonumber(ARGV[1]) * 64 + tonumber(ARGV[2])) % ring\n"
-    "if redis.call('SETBIT', KEYS[1], bit, 1) == 1 then\n"
-    "  return 0\n"
-    "end\n"
+#define STR_(x) #x
+#define STR(x) STR_(x)
+/* Both fan-out scripts start here: mark part ARGV[2] of seq ARGV[1] in the
+ * ring KEYS[1] (route.h's wk_fanned_bit computes the same bit), and stop
+ * with 0 when it was marked already. */
+#define FANNED_MARK_LUA                                                                                            \
+    "local ring = " STR(WK_FANNED_RING) "\n"                                                                     \
+    "local bit = (tonumber(ARGV[1]) * " STR(WK_FANNED_PARTS) " + tonumber(ARGV[2])) % ring\n"                     \
+    "if redis.call('SETBIT', KEYS[1], bit, 1) == 1 then\n"                                                         \
+    "  return 0\n"                                                                                                 \
+    "end\n"                                                                                                        \
     "redis.call('SETBIT', KEYS[1], (bit + ring / 2) % ring, 0)\n"
+
+static const char fanout_lua[] =
+    FANNED_MARK_LUA
     "if ARGV[4] ~= '' then\n"
     "  redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
     "end\n"
@@ -114,12 +124,7 @@ static const char fanout_lua[] =
  * here (KEYS[2], the conversation's slot); per-user channels are
  * SPUBLISHed by the worker before this marks their part. */
 static const char fanout_shard_lua[] =
-    "local ring = 262144\n"
-    "local bit = (tonumber(ARGV[1]) * 64 + tonumber(ARGV[2])) % ring\n"
-    "if redis.call('SETBIT', KEYS[1], bit, 1) == 1 then\n"
-    "  return 0\n"
-    "end\n"
-    "redis.call('SETBIT', KEYS[1], (bit + ring / 2) % ring, 0)\n"
+    FANNED_MARK_LUA
     "for i = 2, #KEYS do\n"
     "  redis.call('SPUBLISH', KEYS[i], ARGV[3])\n"
     "end\n"
