@@ -284,8 +284,13 @@ static void drain_step(struct gw_child *ch, int64_t now)
             closed++;
         }
     }
-    /* Done once no session is left (plain HTTP requests do not hold the drain). */
-    if ((ch->nsessions == 0 && ch->closing == NULL) || now >= ch->drain_end_ms + DRAIN_GRACE_MS)
+    /* Done once no session, answer or handshake is left. A connection
+     * accepted but not yet upgraded holds the drain too (up to its end):
+     * closing it would refuse a client that did nothing wrong, and during a
+     * reload that client was accepted by us instead of our successor only
+     * by the race for the shared listening socket. */
+    if ((ch->nsessions == 0 && ch->closing == NULL && ch->handshaking == NULL) ||
+        now >= ch->drain_end_ms + DRAIN_GRACE_MS)
         event_base_loopexit(ch->base, NULL);
 }
 

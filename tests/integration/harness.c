@@ -1162,6 +1162,60 @@ int it_gw_children(int idx, pid_t *out, int max)
     return n;
 }
 
+/* The inode of the socket in /proc/<pid>/net/tcp whose local port is
+ * local and remote port is remote; 0 when none. */
+static unsigned long tcp_inode(pid_t pid, int local, int remote)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/net/tcp", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    unsigned long found = 0;
+    while (found == 0 && fgets(line, sizeof(line), f) != NULL) {
+        unsigned la, lp, ra, rp, st;
+        unsigned long inode;
+        /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+        if (sscanf(line, " %*d: %8X:%4X %8X:%4X %2X %*s %*s %*s %*s %*s %lu", &la, &lp, &ra, &rp, &st, &inode) ==
+                6 &&
+            (int)lp == local && (int)rp == remote)
+            found = inode;
+    }
+    fclose(f);
+    return found;
+}
+
+int it_pid_accepted(pid_t pid, int client_fd)
+{
+    struct sockaddr_in me, peer;
+    socklen_t ml = sizeof(me), pl = sizeof(peer);
+    if (getsockname(client_fd, (struct sockaddr *)&me, &ml) < 0 ||
+        getpeername(client_fd, (struct sockaddr *)&peer, &pl) < 0)
+        return 0;
+    unsigned long inode = tcp_inode(pid, ntohs(peer.sin_port), ntohs(me.sin_port));
+    if (inode == 0)
+        return 0;
+    char want[64], dir[64];
+    snprintf(want, sizeof(want), "socket:[%lu]", inode);
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int held = 0;
+    struct dirent *e;
+    while (!held && (e = readdir(d)) != NULL) {
+        char link[PATH_MAX], target[128];
+        snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            held = strcmp(target, want) == 0;
+        }
+    }
+    closedir(d);
+    return held;
+}
+
 /* ---- valgrind ------------------------------------------------------------------------ */
 
 int it_valgrind(void)

@@ -127,6 +127,11 @@ const char *it_worker_id(int idx);
  * Returns how many. */
 int it_gw_children(int idx, pid_t *out, int max);
 
+/* 1 when process pid holds the server end of the TCP connection whose
+ * client end is client_fd (an IPv4 loopback socket of this process), i.e.
+ * the process has accept()ed it; 0 when not (yet); read from /proc. */
+int it_pid_accepted(pid_t pid, int client_fd);
+
 /* CHATMI_IT_VALGRIND=1 (set, not "0"): gateways and workers run under
  * valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect
  * --error-exitcode=99 --trace-children=yes, one log per process in the test

@@ -352,6 +352,47 @@ Test(lifecycle, sighup_reload_without_refusing_connections, .timeout = 120)
     ws_free(d);
 }
 
+/* A connection the replaced child had accepted but whose upgrade request
+ * had not arrived yet when the reload retired that child still gets its
+ * 101: the retiring child waits for its handshakes (up to the drain) rather
+ * than closing them with its last session. */
+Test(lifecycle, reload_keeps_accepted_handshakes, .timeout = 60)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/gateway.env", it_dir());
+    write_file(path, "CHATMI_MAX_MESSAGE_BYTES=65536\n");
+    const char *extra[] = {"--config", path, NULL};
+    struct it_gw_conf c = {.processes = 1, .drain_seconds = "2", .extra = extra};
+    it_gateway_start(&c);
+    pid_t old = 0;
+    cr_assert_eq(it_gw_children(0, &old, 1), 1, "no gateway child");
+
+    int fd = it_tcp_connect(it_port(), it_ms(5000));
+    cr_assert_geq(fd, 0, "cannot connect to the gateway");
+    int accepted = 0;
+    for (int i = 0; i < 500 && !accepted; i++) {
+        accepted = it_pid_accepted(old, fd);
+        if (!accepted)
+            it_pause_ms(10);
+    }
+    cr_assert(accepted, "child %d did not accept the connection within 5 s", (int)old);
+
+    cr_assert_eq(kill(it_gw_pid(0), SIGHUP), 0);
+    cr_assert(it_gw_log_wait(0, "\"event\":\"retiring\"", it_ms(10000)), "the old child did not retire");
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET /ws?user=late HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n");
+    struct it_http_resp resp;
+    it_http_raw_fd(fd, req, (size_t)n, it_ms(5000), 0, &resp);
+    int status = resp.status;
+    it_http_resp_free(&resp);
+    cr_assert_eq(status, 101, "an accepted connection upgraded after its child retired got status %d (0: closed)",
+                 status);
+    cr_assert(it_gw_log_wait(0, "\"event\":\"reloaded\"", it_ms(10000)), "the reload did not finish");
+}
+
 /* A reload with a bad option changes nothing: logged, and the running
  * children keep their sessions. */
 Test(lifecycle, sighup_bad_config_keeps_running)

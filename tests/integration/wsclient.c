@@ -248,10 +248,16 @@ static int read_head(int fd, int64_t deadline, struct it_http_resp *resp)
 int it_http_raw(int port, const void *req, size_t len, int timeout_ms, int wait_close, struct it_http_resp *resp)
 {
     memset(resp, 0, sizeof(*resp));
-    int64_t deadline = now_ms() + timeout_ms;
     int fd = it_tcp_connect(port, timeout_ms);
     if (fd < 0)
         return -1;
+    return it_http_raw_fd(fd, req, len, timeout_ms, wait_close, resp);
+}
+
+int it_http_raw_fd(int fd, const void *req, size_t len, int timeout_ms, int wait_close, struct it_http_resp *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    int64_t deadline = now_ms() + timeout_ms;
     if (write_all(fd, req, len, deadline) < 0) {
         /* the server may answer and close before reading everything: read anyway */
     }

@@ -57,6 +57,8 @@ struct it_http_resp {
  * Returns 0 when a complete head arrived within timeout_ms, else -1 (resp
  * still holds what arrived). Call it_http_resp_free() in every case. */
 int it_http_raw(int port, const void *req, size_t len, int timeout_ms, int wait_close, struct it_http_resp *resp);
+/* The same on a connection the caller opened (it_tcp_connect); closes fd. */
+int it_http_raw_fd(int fd, const void *req, size_t len, int timeout_ms, int wait_close, struct it_http_resp *resp);
 
 /* GET path with "Connection: close". Returns as it_http_raw(). */
 int it_http_get(int port, const char *path, int timeout_ms, struct it_http_resp *resp);
