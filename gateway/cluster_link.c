@@ -1,4 +1,5 @@
-/* cluster_link.c: the child's links to a Redis Cluster (cluster_link.h).
+/* cluster_link.c: the child's links to Redis, a cluster or one node
+ * (cluster_link.h).
  *
  * Ownership and callbacks: node command contexts are hiredis async
  * contexts; hiredis frees them after their disconnect callback (and after a
@@ -29,11 +30,13 @@
 #include "common/log.h"
 #include "common/redis.h"
 #include "gateway/child.h"
+#include "gateway/sentinel.h"
 #include "gateway/ssub.h"
 
 #define LINKS_MAX 255          /* link ids 0..254; GW_LINK_NONE is 255 */
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 1000
+#define BACKOFF_MAX_MS 1000        /* a cluster: a map change is expected soon */
+#define BACKOFF_MAX_ONE_MS 5000    /* one Redis: it is restarting or failing over */
 #define LINK_TIMEOUT_MS 5000   /* connect to PONG */
 #define PROBE_TIMEOUT_MS 3000  /* connect to the CLUSTER SLOTS answer */
 #define WATCH_MS 500
@@ -61,6 +64,8 @@ struct gw_cnode {
     int cmd_up;              /* PING answered */
     int64_t opened_ms;       /* monotonic: when the links were last opened */
     struct gw_sublink sub;
+    int give_up;             /* one Redis: not a usable master; reset from the loop (fix_ev) */
+    char give_up_why[256];
 };
 
 /* A routed command, kept until its answer so a redirection can resend it. */
@@ -72,11 +77,13 @@ struct gw_ccmd {
     char *buf;
     size_t len;
     unsigned slot;
+    uint8_t link;            /* where it was sent last */
     uint8_t redirects, retries;
     struct event *retry_ev;
 };
 
 struct gw_cluster {
+    int sharded;                       /* redis+cluster://; else one Redis, a map of one node */
     struct cm_slot_map map, next;      /* in use; read by the probe, applied from the loop */
     int have_map;
     uint8_t map_link[CM_CLUSTER_NODES_MAX]; /* map.node[i] -> link id */
@@ -88,6 +95,13 @@ struct gw_cluster {
     size_t probe_next;                 /* the next seed to ask in this round */
     int refresh_again;                 /* asked for while a round ran */
 
+    struct gw_sentinel *sentinel;      /* redis+sentinel:// only: where the master is */
+    int discovering;                   /* a sentinel round is running */
+    struct cm_redis_addr hint, hint_from; /* announced (+switch-master) while a round ran, and by whom */
+    int have_hint;
+    struct cm_redis_addr last_up;      /* one Redis: the master the links were last up to */
+    int have_last_up;
+
     struct cm_backoff backoff;
     struct event *refresh_ev, *apply_ev, *fix_ev, *watch_ev;
     struct gw_ccmd *waiting;
@@ -98,6 +112,7 @@ struct gw_cluster {
 };
 
 static void request_refresh(struct gw_child *ch);
+static void schedule_refresh(struct gw_child *ch, int at_once);
 static void node_open(struct gw_cnode *cn);
 static void update_ready(struct gw_child *ch);
 
@@ -179,6 +194,42 @@ static size_t channels_moved(struct gw_child *ch)
     return n;
 }
 
+/* One Redis: the node stopped being a usable master (a replica now, or
+ * READONLY, LOADING, ...). Both its links go, from the loop (fix_ev), and
+ * the master is looked up again: the sentinels are asked, or the URL's
+ * name is resolved again (an endpoint that moved). Safe inside hiredis
+ * callbacks; the first reason is the one logged. */
+static void node_give_up(struct gw_cnode *cn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void node_give_up(struct gw_cnode *cn, const char *fmt, ...)
+{
+    struct gw_cluster *c = cn->ch->redis.cluster;
+    if (cn->give_up || c == NULL || c->stopping)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cn->give_up_why, sizeof(cn->give_up_why), fmt, ap);
+    va_end(ap);
+    cn->give_up = 1;
+    event_active(c->fix_ev, 0, 0);
+}
+
+/* An error reply saying the node is no longer a master we can use: on a
+ * cluster the map is read again (it will say who took over); one Redis is
+ * given up. 1 when it was such a reply. */
+static int failover_reply(struct gw_child *ch, struct gw_cnode *cn, const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || !cm_redis_error_is_failover(r->str, r->len))
+        return 0;
+    if (cn == NULL || ch->redis.cluster->sharded) {
+        request_refresh(ch);
+        return 1;
+    }
+    char at[CM_REDIS_ADDR_TEXT_MAX];
+    node_give_up(cn, "Redis at %s is no longer a usable master (%s)", addr_text(&cn->addr, at), r->str);
+    return 1;
+}
+
 /* ---- subscription links --------------------------------------------- */
 
 static void sublink_close(struct gw_cnode *cn)
@@ -232,11 +283,11 @@ static void sub_kick(struct gw_cnode *cn)
 
 static void node_check_up(struct gw_cnode *cn)
 {
-    if (cn->was_up || !cn->cmd_up || !cn->sub.up)
+    if (cn->was_up || !cn->cmd_up || !cn->sub.up || cn->give_up)
         return;
     cn->was_up = 1;
     char at[CM_REDIS_ADDR_TEXT_MAX];
-    cm_debug("redis_node_up", "Redis Cluster master %s: both links up", addr_text(&cn->addr, at));
+    cm_debug("redis_node_up", "Redis master %s: both links up", addr_text(&cn->addr, at));
     /* Channels left unsubscribed while their master was down go now. */
     gw_users_link_up(cn->ch);
     update_ready(cn->ch);
@@ -294,9 +345,11 @@ static int sub_handle(struct gw_cnode *cn, const redisReply *r)
         return 0;
     case GW_SSUB_EV_SUB_FAILED: {
         size_t n = channels_lost(ch, cn->id, res.slot, 1);
-        cm_info("redis_subscribe_redirected", "Redis at %s refused SSUBSCRIBE of %zu channels in slot %u (%.*s)",
+        cm_info("redis_subscribe_refused", "Redis at %s refused to subscribe %zu channels in slot %u (%.*s)",
                 addr_text(&cn->addr, at), n, res.slot, (int)res.error_len, res.error);
-        request_refresh(ch);
+        /* With backoff even while whole: a refusal that is not a slot move
+         * (an ACL without the permission, say) must not spin. */
+        schedule_refresh(ch, 0);
         return 0;
     }
     case GW_SSUB_EV_AUTH_OK:
@@ -421,9 +474,12 @@ static void on_cmd_ping(redisAsyncContext *ac, void *reply, void *priv)
     (void)priv;
     struct gw_cnode *cn = ac->data;
     redisReply *rep = reply;
-    if (rep == NULL || ac != cn->cmd)
+    if (rep == NULL || ac != cn->cmd || cn->give_up)
         return;
     if (rep->type == REDIS_REPLY_ERROR) {
+        /* One Redis given up is reset from the loop; else the link goes. */
+        if (failover_reply(cn->ch, cn, rep) && cn->give_up)
+            return;
         char at[CM_REDIS_ADDR_TEXT_MAX];
         cm_error("redis_refused", "Redis at %s refused the connection: %s", addr_text(&cn->addr, at), rep->str);
         redisAsyncDisconnect(ac);
@@ -431,6 +487,25 @@ static void on_cmd_ping(redisAsyncContext *ac, void *reply, void *priv)
     }
     cn->cmd_up = 1;
     node_check_up(cn);
+}
+
+/* One Redis: ROLE, queued before the PING, so a replica is given up before
+ * the link counts as up. A refused ROLE (an ACL) proves nothing either
+ * way: the node is taken at its word. */
+static void on_cmd_role(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    struct gw_cnode *cn = ac->data;
+    redisReply *rep = reply;
+    if (rep == NULL || ac != cn->cmd)
+        return;
+    char role[32], at[CM_REDIS_ADDR_TEXT_MAX];
+    int rc = cm_redis_parse_role(rep, role, sizeof(role));
+    if (rc == 0)
+        node_give_up(cn, "Redis at %s is a %s, not the master", addr_text(&cn->addr, at), role);
+    else if (rc < 0 && rep->type == REDIS_REPLY_ERROR && !failover_reply(cn->ch, cn, rep))
+        cm_debug("redis_role", "ROLE refused by %s (%s): the node is taken for a master", addr_text(&cn->addr, at),
+                 rep->str);
 }
 
 static void on_cmd_connect(const redisAsyncContext *cac, int status)
@@ -479,6 +554,8 @@ static int cmd_open(struct gw_cnode *cn)
     redisAsyncSetConnectCallback(ac, on_cmd_connect);
     redisAsyncSetDisconnectCallback(ac, on_cmd_disconnect);
     cn->cmd = ac;
+    if (!cn->ch->redis.cluster->sharded)
+        redisAsyncCommand(ac, on_cmd_role, NULL, "ROLE");
     redisAsyncCommand(ac, on_cmd_ping, NULL, "PING");
     return 0;
 }
@@ -561,6 +638,21 @@ static int compute_ready(const struct gw_cluster *c)
     return 1;
 }
 
+/* One Redis is up: say where, and whether the master changed. */
+static void connected_one(struct gw_child *ch, const char *down)
+{
+    struct gw_cluster *c = ch->redis.cluster;
+    const struct cm_redis_addr *m = &c->map.node[0].addr;
+    char at[CM_REDIS_ADDR_TEXT_MAX], was[CM_REDIS_ADDR_TEXT_MAX];
+    int sentinel = c->sentinel != NULL;
+    if (c->have_last_up && !cm_redis_addr_eq(&c->last_up, m))
+        cm_warn("redis_master_changed", "following the new Redis master %s%s%s (was %s)", addr_text(m, at),
+                sentinel ? " of " : "", sentinel ? ch->cfg->redis.master : "", addr_text(&c->last_up, was));
+    cm_info("redis_connected", "connected to Redis at %s%s", addr_text(m, at), down);
+    c->last_up = *m;
+    c->have_last_up = 1;
+}
+
 static void update_ready(struct gw_child *ch)
 {
     struct gw_cluster *c = ch->redis.cluster;
@@ -574,8 +666,11 @@ static void update_ready(struct gw_child *ch)
             if (c->ever_up)
                 snprintf(down, sizeof(down), " after %lld ms without it",
                          (long long)(cm_monotonic_ms() - c->down_since_ms));
-            cm_info("redis_connected", "connected to Redis Cluster: %zu masters serve every slot%s", c->map.nnodes,
-                    down);
+            if (c->sharded)
+                cm_info("redis_connected", "connected to Redis Cluster: %zu masters serve every slot%s",
+                        c->map.nnodes, down);
+            else
+                connected_one(ch, down);
             c->ever_up = 1;
             cm_backoff_reset(&c->backoff);
             gw_redis_heartbeat(ch);
@@ -660,7 +755,71 @@ static void probe_try(struct gw_child *ch)
     cm_warn("redis_cluster_slots", "no Redis Cluster node answered CLUSTER SLOTS; retrying");
     c->probe_next = 0;
     c->refresh_again = 0;
-    request_refresh(ch);
+    schedule_refresh(ch, 0);
+}
+
+/* A map of the one node: applied from the loop like a read one. */
+static void use_single(struct gw_child *ch, const struct cm_redis_addr *node, const struct cm_redis_addr *from)
+{
+    struct gw_cluster *c = ch->redis.cluster;
+    cm_slot_map_single(&c->next, node);
+    c->probe_addr = *from;
+    event_active(c->apply_ev, 0, 0);
+}
+
+/* A sentinel round ended (gateway/sentinel.h). */
+static void on_sentinel_found(void *arg, const struct cm_redis_addr *master, const struct cm_redis_addr *from,
+                              const char *why)
+{
+    struct gw_child *ch = arg;
+    struct gw_cluster *c = ch->redis.cluster;
+    c->discovering = 0;
+    if (c->have_hint) {
+        /* A sentinel announced a switch while this round ran: its answer
+         * may predate it. The announcement wins (ROLE checks it anyway). */
+        c->have_hint = 0;
+        if (master == NULL || !cm_redis_addr_eq(master, &c->hint)) {
+            master = &c->hint;
+            from = &c->hint_from;
+        }
+    }
+    if (master == NULL) {
+        cm_error("redis_sentinel_failed", "%s; retrying", why);
+        c->refresh_again = 0;
+        schedule_refresh(ch, 0);
+        return;
+    }
+    char at[CM_REDIS_ADDR_TEXT_MAX], by[CM_REDIS_ADDR_TEXT_MAX];
+    addr_text(master, at);
+    addr_text(from, by);
+    cm_log(!c->have_last_up || !cm_redis_addr_eq(master, &c->last_up) ? CM_LOG_INFO : CM_LOG_DEBUG, "redis_master",
+           "sentinel %s: master %s is at %s", by, ch->cfg->redis.master, at);
+    use_single(ch, master, from);
+}
+
+/* A sentinel says where the master is now (gateway/sentinel.h). */
+static void on_sentinel_moved(void *arg, const struct cm_redis_addr *master, const struct cm_redis_addr *from)
+{
+    struct gw_child *ch = arg;
+    struct gw_cluster *c = ch->redis.cluster;
+    if (c->have_map && c->map.nnodes == 1 && cm_redis_addr_eq(master, &c->map.node[0].addr))
+        return; /* what we already use */
+    if (c->discovering) {
+        c->hint = *master; /* see on_sentinel_found */
+        c->hint_from = *from;
+        c->have_hint = 1;
+        return;
+    }
+    char at[CM_REDIS_ADDR_TEXT_MAX], by[CM_REDIS_ADDR_TEXT_MAX];
+    cm_warn("redis_sentinel_switch", "sentinel %s: master %s is now at %s", addr_text(from, by),
+            ch->cfg->redis.master, addr_text(master, at));
+    use_single(ch, master, from);
+}
+
+/* A round of looking the map up is running. */
+static int round_running(const struct gw_cluster *c)
+{
+    return c->probe != NULL || c->discovering;
 }
 
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
@@ -669,30 +828,47 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct gw_child *ch = arg;
     struct gw_cluster *c = ch->redis.cluster;
-    if (c->probe != NULL) {
+    if (round_running(c)) {
         c->refresh_again = 1;
         return;
     }
-    c->probe_next = 0;
-    probe_try(ch);
+    const struct cm_redis_url *u = &ch->cfg->redis;
+    if (c->sharded) {
+        c->probe_next = 0;
+        probe_try(ch);
+    } else if (c->sentinel != NULL) {
+        c->discovering = 1;
+        gw_sentinel_discover(c->sentinel);
+    } else {
+        use_single(ch, &u->addrs[0], &u->addrs[0]); /* the name is resolved again at connect */
+    }
 }
 
-/* The map is read again: at once while the cluster was whole, else after
- * the backoff (so a master that stays down is not hammered). */
-static void request_refresh(struct gw_child *ch)
+/* The map is read again (one Redis: looked up again, then applied, which
+ * opens what is closed): at once when at_once, else after the backoff (so a
+ * node that stays down is not hammered). */
+static void schedule_refresh(struct gw_child *ch, int at_once)
 {
     struct gw_cluster *c = ch->redis.cluster;
     if (c == NULL || c->stopping || c->refresh_ev == NULL)
         return;
-    if (c->probe != NULL) {
+    if (round_running(c)) {
         c->refresh_again = 1;
         return;
     }
     if (evtimer_pending(c->refresh_ev, NULL))
         return;
-    int64_t delay = c->all_up ? 0 : cm_backoff_next(&c->backoff);
+    int64_t delay = at_once ? 0 : cm_backoff_next(&c->backoff);
     struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000)};
     evtimer_add(c->refresh_ev, &tv);
+}
+
+/* At once while every node was up (something just changed), else after
+ * the backoff. */
+static void request_refresh(struct gw_child *ch)
+{
+    struct gw_cluster *c = ch->redis.cluster;
+    schedule_refresh(ch, c != NULL && c->all_up);
 }
 
 static void on_apply(evutil_socket_t fd, short what, void *arg)
@@ -726,14 +902,14 @@ static void on_apply(evutil_socket_t fd, short what, void *arg)
         struct gw_cnode *cn = c->node[i];
         if (cn != NULL && !cn->in_map) {
             char at[CM_REDIS_ADDR_TEXT_MAX];
-            cm_info("redis_cluster_node_gone", "Redis at %s serves no slot now: its links are closed",
-                    addr_text(&cn->addr, at));
+            cm_info("redis_node_gone", "Redis at %s %s now: its links are closed", addr_text(&cn->addr, at),
+                    c->sharded ? "serves no slot" : "is not the master");
             node_close(ch, cn);
         }
     }
     size_t uncovered = cm_slot_map_uncovered(&c->map);
     char from[CM_REDIS_ADDR_TEXT_MAX];
-    if (changed || uncovered > 0)
+    if (c->sharded && (changed || uncovered > 0))
         cm_info("redis_cluster_map", "slot map from %s: %zu masters, %zu slots not served",
                 addr_text(&c->probe_addr, from), c->map.nnodes, uncovered);
     size_t moved = channels_moved(ch);
@@ -808,6 +984,7 @@ static int ccmd_send(struct gw_cnode *cn, struct gw_ccmd *q, int asking)
         return -1;
     if (asking && redisAsyncCommand(cn->cmd, NULL, NULL, "ASKING") != REDIS_OK)
         return -1;
+    q->link = cn->id;
     return redisAsyncFormattedCommand(cn->cmd, on_ccmd_reply, q, q->buf, q->len) == REDIS_OK ? 0 : -1;
 }
 
@@ -878,8 +1055,7 @@ static void on_ccmd_reply(redisAsyncContext *ac, void *reply, void *priv)
             return;
         }
     }
-    if (cm_redis_error_is_failover(r->str, r->len))
-        request_refresh(ch); /* a master turned replica, or is loading */
+    failover_reply(ch, link_node(c, q->link), r); /* a master turned replica, or is loading */
     ccmd_finish(q, r);
 }
 
@@ -934,11 +1110,12 @@ void gw_cluster_subscribe(struct gw_child *ch, const char *const *chans, const s
         unsigned slot = cm_key_slot(chans[i], lens[i]);
         uint8_t l = slot_link(c, slot);
         struct gw_cnode *cn = link_node(c, l);
-        keys[i] = cn != NULL && cn->sub.up ? gw_ssub_key(l, slot) : UINT32_MAX;
+        /* One Redis takes any channels in one SUBSCRIBE: one group. */
+        keys[i] = cn != NULL && cn->sub.up && !cn->give_up ? gw_ssub_key(l, c->sharded ? slot : 0) : UINT32_MAX;
     }
     size_t groups = gw_ssub_group(keys, n, order, starts);
-    argv[0] = "SSUBSCRIBE";
-    argvlen[0] = 10;
+    argv[0] = c->sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
+    argvlen[0] = strlen(argv[0]);
     for (size_t g = 0; g < groups; g++) {
         uint32_t key = keys[order[starts[g]]];
         if (key == UINT32_MAX)
@@ -980,7 +1157,7 @@ int gw_cluster_unsubscribe(struct gw_child *ch, const char *chan, size_t len, ui
         return -1;
     if (gw_ssub_fifo_push(&cn->sub.fifo, GW_SSUB_UNSUB, 0, 0, chan, len) < 0)
         return -1;
-    if (redisAppendCommand(cn->sub.c, "SUNSUBSCRIBE %b", chan, len) != REDIS_OK) {
+    if (redisAppendCommand(cn->sub.c, c->sharded ? "SUNSUBSCRIBE %b" : "UNSUBSCRIBE %b", chan, len) != REDIS_OK) {
         cn->sub.broken = 1;
         event_active(c->fix_ev, 0, 0);
         return -1;
@@ -989,7 +1166,27 @@ int gw_cluster_unsubscribe(struct gw_child *ch, const char *chan, size_t len, ui
     return 0;
 }
 
-/* Subscription links whose FIFO no longer matches (out of memory). */
+/* One Redis given up (node_give_up): both links go; the channels they
+ * held are subscribed again, with a resync, once a master is up. */
+static void node_reset(struct gw_child *ch, struct gw_cnode *cn)
+{
+    cm_warn("redis_reconnect", "%s; reconnecting", cn->give_up_why);
+    redisAsyncContext *ac = cn->cmd;
+    cmd_gone(cn);
+    if (ac != NULL)
+        redisAsyncFree(ac); /* commands in flight get their NULL answer */
+    if (cn->sub.c != NULL) {
+        sublink_close(cn);
+        channels_lost(ch, cn->id, CM_SLOTS, 0);
+    }
+    cn->give_up = 0;
+    gw_metric_add(ch->stats, GW_M_REDIS_RECONNECTS, 1);
+    update_ready(ch);
+    request_refresh(ch);
+}
+
+/* Subscription links whose FIFO no longer matches (out of memory), and
+ * nodes given up. */
 static void on_fix(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -998,7 +1195,9 @@ static void on_fix(evutil_socket_t fd, short what, void *arg)
     struct gw_cluster *c = ch->redis.cluster;
     for (int i = 0; i < LINKS_MAX; i++) {
         struct gw_cnode *cn = c->node[i];
-        if (cn != NULL && cn->sub.c != NULL && cn->sub.broken)
+        if (cn != NULL && cn->give_up)
+            node_reset(ch, cn);
+        else if (cn != NULL && cn->sub.c != NULL && cn->sub.broken)
             sub_lost(cn, "out of memory");
     }
 }
@@ -1011,17 +1210,24 @@ int gw_cluster_start(struct gw_child *ch)
     if (c == NULL)
         return -1;
     ch->redis.cluster = c;
-    cm_backoff_init(&c->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+    c->sharded = ch->cfg->redis.kind == CM_REDIS_CLUSTER;
+    cm_backoff_init(&c->backoff, BACKOFF_MIN_MS, c->sharded ? BACKOFF_MAX_MS : BACKOFF_MAX_ONE_MS);
     c->refresh_ev = evtimer_new(ch->base, on_refresh, ch);
     c->apply_ev = event_new(ch->base, -1, 0, on_apply, ch);
     c->fix_ev = event_new(ch->base, -1, 0, on_fix, ch);
     c->watch_ev = event_new(ch->base, -1, EV_PERSIST, on_watch, ch);
     if (c->refresh_ev == NULL || c->apply_ev == NULL || c->fix_ev == NULL || c->watch_ev == NULL)
         return -1; /* gw_redis_stop frees what was made */
+    if (ch->cfg->redis.kind == CM_REDIS_SENTINEL) {
+        static const struct gw_sentinel_cb cb = {on_sentinel_found, on_sentinel_moved};
+        c->sentinel = gw_sentinel_new(ch->base, &ch->cfg->redis, &cb, ch);
+        if (c->sentinel == NULL)
+            return -1;
+    }
     struct timeval tv = {WATCH_MS / 1000, (WATCH_MS % 1000) * 1000};
     evtimer_add(c->watch_ev, &tv);
     c->down_since_ms = cm_monotonic_ms();
-    probe_try(ch);
+    on_refresh(-1, 0, ch);
     return 0;
 }
 
@@ -1031,6 +1237,8 @@ void gw_cluster_stop(struct gw_child *ch)
     if (c == NULL)
         return;
     c->stopping = 1;
+    gw_sentinel_free(c->sentinel);
+    c->sentinel = NULL;
     struct event **evs[] = {&c->refresh_ev, &c->apply_ev, &c->fix_ev, &c->watch_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (*evs[i] != NULL) {

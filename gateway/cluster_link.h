@@ -1,11 +1,15 @@
-/* cluster_link.h: a gateway child's links to a Redis Cluster
- * (redis+cluster://), behind redis_link.h's API when the URL says so.
+/* cluster_link.h: a gateway child's links to Redis, for every URL scheme
+ * (behind redis_link.h's API). A single Redis is a cluster of one node
+ * serving every slot, so one code path serves all three:
  *
- *   - The slot map (common/cluster.h) comes from CLUSTER SLOTS, asked on a
- *     short-lived connection to the masters of the last map, then to the
- *     URL's seeds, the first that answers. It is read again after any link
- *     loss, any redirection, and any channel Redis drops; while the cluster
- *     is not whole, again with capped backoff.
+ *   - The slot map: redis+cluster:// reads CLUSTER SLOTS on a short-lived
+ *     connection to the masters of the last map, then to the URL's seeds,
+ *     the first that answers; redis:// is the URL's address (its name
+ *     resolved again at every connect); redis+sentinel:// is the master the
+ *     sentinels name (gateway/sentinel.h: asked again after any loss, and
+ *     +switch-master applies a new map at once). The map is looked up again
+ *     after any link loss, any redirection, any channel Redis drops, and
+ *     while not every node is up, with capped backoff.
  *   - Per master: a command link (hiredis async) and a subscription link
  *     (our own non-blocking socket read with a redisReader: hiredis 0.14's
  *     async layer does not know SSUBSCRIBE's replies; gateway/ssub.h). Each
@@ -14,12 +18,16 @@
  *   - Commands go to the master of their key's slot; MOVED is followed
  *     (and the map read again), ASK with ASKING, TRYAGAIN and CLUSTERDOWN
  *     retried with backoff; a command lost with its link is answered with
- *     a NULL reply (a push: `unavailable`, as with one Redis).
- *   - Channels are subscribed with SSUBSCRIBE, grouped by slot. A lost
- *     subscription link, or an unsolicited sunsubscribe (the slot moved),
- *     puts exactly the channels it held back to NONE (gw_users_on_lost,
- *     gw_rooms_on_lost: their sessions get a resync once subscribed again);
- *     they are subscribed again where the new map says.
+ *     a NULL reply (a push: `unavailable`).
+ *   - Channels: SSUBSCRIBE grouped by slot on a cluster, one SUBSCRIBE on
+ *     one Redis. A lost subscription link, an unsolicited sunsubscribe (the
+ *     slot moved) or a master that changed puts exactly the channels it
+ *     held back to NONE (gw_users_on_lost, gw_rooms_on_lost: their sessions
+ *     get a resync once subscribed again); they are subscribed again where
+ *     the new map says.
+ *   - One Redis must be a master: ROLE is asked before the command link's
+ *     PING, and a replica, or a reply such as READONLY or LOADING, gives
+ *     the node up: both links closed, the master looked up again.
  *
  * Ready (gw_redis_ready, /readyz) means: a map where every slot is served,
  * and the command and subscription links of every master in it up. */

@@ -470,7 +470,8 @@ void gw_rooms_on_lost(struct gw_child *ch, struct gw_room *r)
     walk_end(ch, r);
 }
 
-void gw_rooms_link_down(struct gw_child *ch)
+/* Forgets every room; held joined replies go out first. */
+static void forget_all(struct gw_child *ch)
 {
     struct gw_user *u, *tmp;
     HASH_ITER(hh, ch->users.table, u, tmp) {
@@ -514,7 +515,7 @@ void gw_rooms_link_up(struct gw_child *ch)
 
 void gw_rooms_free_all(struct gw_child *ch)
 {
-    gw_rooms_link_down(ch);
+    forget_all(ch);
     free(ch->rooms.queued);
     memset(&ch->rooms, 0, sizeof(ch->rooms));
 }

@@ -107,15 +107,12 @@ void gw_rooms_on_seq(struct gw_child *ch, const char *conv, size_t len, long lon
 /* Sends the queued SUBSCRIBE batch. */
 void gw_rooms_flush(struct gw_child *ch);
 
-/* Cluster mode: the room's channel subscription is gone from its link
- * (lost, or its slot moved away): back to NONE (gw_rooms_link_up queues it
+/* The room's channel subscription is gone from its link (lost or reset,
+ * its master changed, or its slot moved away): back to NONE (gw_rooms_link_up queues it
  * again); members that may have missed a message get a resync once it is
  * subscribed again. */
 void gw_rooms_on_lost(struct gw_child *ch, struct gw_room *r);
 
-/* The subscription link went down: every room is forgotten (users reload
- * theirs once their channel is subscribed again). */
-void gw_rooms_link_down(struct gw_child *ch);
 /* Both links are up: rooms left unsubscribed while they were not are queued. */
 void gw_rooms_link_up(struct gw_child *ch);
 

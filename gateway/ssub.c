@@ -92,6 +92,17 @@ static int str_is(const redisReply *r, const char *s)
     return is_str(r) && r->len == n && strncasecmp(r->str, s, n) == 0;
 }
 
+/* A reply kind of either family: plain pub/sub ("message") on one Redis,
+ * sharded ("smessage") on a cluster. Each link uses one family only. */
+static int kind_is(const redisReply *r, const char *plain)
+{
+    size_t n = strlen(plain);
+    if (str_is(r, plain))
+        return 1;
+    return is_str(r) && r->len == n + 1 && (r->str[0] == 's' || r->str[0] == 'S') &&
+           strncasecmp(r->str + 1, plain, n) == 0;
+}
+
 /* The popped entry's name stays readable until the next classify call. */
 static void pop_keep_name(struct gw_ssub_fifo *f)
 {
@@ -123,7 +134,7 @@ enum gw_ssub_event gw_ssub_classify(struct gw_ssub_fifo *f, const redisReply *r,
             return GW_SSUB_EV_MALFORMED;
         out->channel = r->element[1]->str;
         out->channel_len = r->element[1]->len;
-        if (str_is(kind, "smessage")) {
+        if (kind_is(kind, "message")) {
             if (r->element[2]->type != REDIS_REPLY_STRING)
                 return GW_SSUB_EV_MALFORMED;
             out->payload = r->element[2]->str;
@@ -132,7 +143,7 @@ enum gw_ssub_event gw_ssub_classify(struct gw_ssub_fifo *f, const redisReply *r,
         }
         if (r->element[2]->type != REDIS_REPLY_INTEGER)
             return GW_SSUB_EV_MALFORMED;
-        if (str_is(kind, "ssubscribe")) {
+        if (kind_is(kind, "subscribe")) {
             if (h == NULL || h->kind != GW_SSUB_SUB || h->left == 0)
                 return GW_SSUB_EV_MALFORMED;
             out->slot = h->slot;
@@ -140,7 +151,7 @@ enum gw_ssub_event gw_ssub_classify(struct gw_ssub_fifo *f, const redisReply *r,
                 fifo_pop(f);
             return GW_SSUB_EV_SUBSCRIBED;
         }
-        if (str_is(kind, "sunsubscribe")) {
+        if (kind_is(kind, "unsubscribe")) {
             if (h != NULL && h->kind == GW_SSUB_UNSUB && h->name_len == out->channel_len &&
                 memcmp(h->name, out->channel, h->name_len) == 0) {
                 fifo_pop(f);

@@ -1,4 +1,4 @@
-/* ssub.h: the pure part of the sharded subscription links (cluster_link.c):
+/* ssub.h: the pure part of the subscription links (cluster_link.c):
  * grouping channels into SSUBSCRIBE commands, and matching what a
  * subscription connection reads to what was sent on it.
  *
@@ -12,7 +12,10 @@
  * SSUBSCRIBE of n channels is answered by n `ssubscribe` arrays (or one
  * error). `smessage` and unsolicited `sunsubscribe` (Redis dropping the
  * channels of a slot that moved away) arrive between replies and take no
- * entry. No network here: tests/gwunit/test_ssub.c drives it with bytes. */
+ * entry. One Redis (redis://, sentinel) gets plain SUBSCRIBE on the same
+ * kind of link, answered by `subscribe`, `message` and `unsubscribe`:
+ * classified the same way. No network here: tests/gwunit/test_ssub.c
+ * drives it with bytes. */
 #ifndef CHATMI_GATEWAY_SSUB_H
 #define CHATMI_GATEWAY_SSUB_H
 

@@ -227,27 +227,6 @@ void gw_users_on_lost(struct gw_child *ch, struct gw_user *u)
             c->resync_pending = 1;
 }
 
-void gw_users_link_down(struct gw_child *ch)
-{
-    gw_rooms_link_down(ch);
-    struct gw_user *u, *tmp;
-    HASH_ITER(hh, ch->users.table, u, tmp) {
-        u->state = GW_SUB_NONE;
-        if (u->nsessions == 0) {
-            user_free(ch, u);
-            continue;
-        }
-        /* Whatever was published to the channel from now until the new
-         * SUBSCRIBE is confirmed never reaches these sessions. */
-        for (struct gw_conn *c = u->sessions; c != NULL; c = c->next)
-            if (!c->hello_pending)
-                c->resync_pending = 1;
-    }
-    ch->users.nqueued = 0;
-    ch->users.nsubscribed = 0;
-    gw_metric_set(ch->stats, GW_M_SUBSCRIPTIONS, 0);
-}
-
 void gw_users_link_up(struct gw_child *ch)
 {
     struct gw_user *u, *tmp;

@@ -83,15 +83,13 @@ void gw_users_check_ready(struct gw_child *ch, struct gw_user *u);
 void gw_users_on_subscribed(struct gw_child *ch, struct gw_user *u);
 void gw_users_on_unsubscribed(struct gw_child *ch, struct gw_user *u);
 
-/* Cluster mode: the user's channel subscription is gone from its link (the
- * link was lost, or its slot moved away). Back to NONE (freed without
+/* The user's channel subscription is gone from its link (the link was
+ * lost or reset, its master changed, or its slot moved away). Back to NONE (freed without
  * sessions); sessions that had their hello get a resync once the channel
  * is subscribed again (gw_users_link_up queues it). */
 void gw_users_on_lost(struct gw_child *ch, struct gw_user *u);
 
-/* The subscription link went down: every user back to NONE, users without
- * sessions freed. And up again: every user queued. */
-void gw_users_link_down(struct gw_child *ch);
+/* A master's links are up: every user left NONE is queued (and rooms). */
 void gw_users_link_up(struct gw_child *ch);
 
 void gw_users_free_all(struct gw_child *ch);

@@ -137,6 +137,34 @@ Test(fifo, a_scripted_session_byte_by_byte)
     script(1);
 }
 
+/* One Redis (redis://, sentinel) speaks plain pub/sub on the same link:
+ * SUBSCRIBE / UNSUBSCRIBE, answered by subscribe / message / unsubscribe. */
+Test(fifo, plain_pubsub_replies)
+{
+    struct gw_ssub_fifo f = {0};
+    cr_assert_eq(gw_ssub_fifo_push(&f, GW_SSUB_PING, 0, 0, NULL, 0), 0);
+    cr_assert_eq(gw_ssub_fifo_push(&f, GW_SSUB_SUB, 0, 2, NULL, 0), 0);
+    cr_assert_eq(gw_ssub_fifo_push(&f, GW_SSUB_UNSUB, 0, 0, "chatmi:{u:a}", 12), 0);
+    const char *bytes = "+PONG\r\n"
+                        "*3\r\n$9\r\nsubscribe\r\n$12\r\nchatmi:{u:a}\r\n:1\r\n"
+                        "*3\r\n$7\r\nmessage\r\n$12\r\nchatmi:{u:a}\r\n$2\r\nhi\r\n"
+                        "*3\r\n$9\r\nsubscribe\r\n$12\r\nchatmi:{u:b}\r\n:2\r\n"
+                        "*3\r\n$11\r\nunsubscribe\r\n$12\r\nchatmi:{u:a}\r\n:1\r\n"
+                        "*3\r\n$8\r\nxmessage\r\n$12\r\nchatmi:{u:b}\r\n$2\r\nhi\r\n";
+    enum gw_ssub_event ev[8];
+    struct gw_ssub_result res[8];
+    char chans[8][64];
+    cr_assert_eq(feed(&f, bytes, 0, ev, res, chans, 8), 6);
+    const enum gw_ssub_event want[] = {GW_SSUB_EV_PONG,       GW_SSUB_EV_SUBSCRIBED,   GW_SSUB_EV_MESSAGE,
+                                       GW_SSUB_EV_SUBSCRIBED, GW_SSUB_EV_UNSUBSCRIBED, GW_SSUB_EV_MALFORMED};
+    for (size_t i = 0; i < 6; i++)
+        cr_assert_eq(ev[i], want[i], "reply %zu: event %d, want %d", i, ev[i], want[i]);
+    cr_assert_str_eq(chans[2], "chatmi:{u:a}");
+    cr_assert_str_eq(chans[4], "chatmi:{u:a}");
+    cr_assert_eq(f.n, 0, "every entry answered");
+    gw_ssub_fifo_clear(&f);
+}
+
 Test(fifo, replies_to_nothing_are_malformed)
 {
     struct gw_ssub_fifo f = {0};
