@@ -122,6 +122,9 @@ int emf_tick(struct wk *w, int64_t now_ms)
     w->emf_next_ms = now_ms + cfg->emf_interval_ms;
     if (rc > 0)
         return 0;
+    w->depths.valid = 1;
+    w->depths.read_ms = now_ms;
+    w->depths.d = d;
     char buf[1024 + WK_EMF_NAMESPACE_MAX + WK_WORKER_ID_MAX];
     int n = emf_format(buf, sizeof buf, cfg->emf_namespace, cm_now_ms(), &d, cfg->worker_id,
                        wk_stage_name(cfg->stage));

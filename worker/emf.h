@@ -13,14 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "worker/depths.h"
 #include "worker/worker.h"
-
-struct wk_emf_depths {
-    long long inbound;  /* LLEN inbound */
-    long long fanout;   /* LLEN fanout */
-    long long dead;     /* LLEN dead */
-    long long workers;  /* ZCARD workers: live workers (and dead ones not reaped yet) */
-};
 
 /* 1 when ns is a namespace CloudWatch accepts and needs no JSON escaping:
  * 1 to 255 of A-Z a-z 0-9 . - _ / # :, not starting with "AWS/". */
@@ -42,7 +36,9 @@ int emf_read_depths(struct wk_conn *wc, const struct wk_keys *keys, size_t npart
 
 /* When w's next record is due (now_ms, monotonic), reads the depths in one
  * pipelined round trip and writes the record to stdout with one write(2).
- * Only lane 0 calls it (it reads every partition).
+ * The record always reads its own; it keeps the reading in w->depths for
+ * the Prometheus gauges (depths.h). Only lane 0 calls it (it reads every
+ * partition), before wk_metrics_tick in a turn.
  * 0 (also when not due, or --emf is off), or -1 on a connection failure. */
 int emf_tick(struct wk *w, int64_t now_ms);
 

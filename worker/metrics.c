@@ -155,11 +155,19 @@ int wk_metrics_tick(struct wk *w, int64_t now_ms)
         __atomic_store_n(&m->copy[i], v[i], __ATOMIC_RELAXED);
     if (!m->enabled || now_ms < m->depth_next_ms || w->lane != 0)
         return 0;
+    /* With --emf on, the record's reading (emf_tick runs first in a turn)
+     * serves while younger than the gauges' period: one round trip to every
+     * partition where there were two. The next is due a period after the
+     * reading used, so the gauges are still at most a period old. */
     struct wk_emf_depths d = {-1, -1, -1, -1};
-    int rc = emf_read_depths(&w->conn, w->all_keys, w->nparts, &d);
-    if (rc < 0)
+    int64_t read_ms = now_ms;
+    if (wk_depth_reading_fresh(&w->depths, now_ms, WK_METRICS_DEPTH_MS)) {
+        d = w->depths.d;
+        read_ms = w->depths.read_ms;
+    } else if (emf_read_depths(&w->conn, w->all_keys, w->nparts, &d) < 0) {
         return -1;
-    m->depth_next_ms = now_ms + WK_METRICS_DEPTH_MS;
+    }
+    m->depth_next_ms = read_ms + WK_METRICS_DEPTH_MS;
     const long long got[WK_MD__COUNT] = {d.inbound, d.fanout, d.dead, d.workers};
     for (int i = 0; i < WK_MD__COUNT; i++)
         __atomic_store_n(&m->depth[i], (int64_t)got[i], __ATOMIC_RELAXED);

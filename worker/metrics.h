@@ -87,8 +87,9 @@ int64_t wk_metric_stage(struct wk_metrics *m, enum wk_mstage s, int64_t t0);
 void wk_metric_request(struct wk_metrics *m, enum cm_op op, int dead, const msgpack_sbuffer *reply);
 
 /* Main loop, once per turn: copies the stats, and reads the queue depths
- * when due (metrics enabled only; one pipelined round trip). 0, or -1 on a
- * connection failure. */
+ * when due (metrics enabled only; one pipelined round trip), or takes the
+ * --emf record's reading when younger than WK_METRICS_DEPTH_MS (depths.h).
+ * 0, or -1 on a connection failure. */
 int wk_metrics_tick(struct wk *w, int64_t now_ms);
 
 /* Sets the redis_up gauge. */

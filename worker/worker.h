@@ -11,6 +11,7 @@
 #include "common/redis_url.h"
 #include "common/net.h"
 #include "worker/conn.h"
+#include "worker/depths.h"
 #include "worker/metrics.h"
 
 /* In the order of the --stage choices. */
@@ -83,6 +84,7 @@ struct wk {
     struct wk_stats stats;
     struct wk_metrics metrics; /* written by this thread only; read by the metrics thread */
     int64_t emf_next_ms; /* monotonic time of the next EMF record */
+    struct wk_depth_reading depths; /* lane 0: the last EMF record's reading, reused by the gauges (depths.h) */
     int replicas;                     /* replicas of the master, from ROLE (replicas.h) */
     int role_warned;                  /* ROLE gave no replica list: said once */
     int64_t replicas_suspended_until; /* monotonic: no WAIT before this (after a timeout) */

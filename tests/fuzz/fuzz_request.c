@@ -15,6 +15,7 @@
 #include "common/ids.h"
 #include "common/proto.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/support/twin.h"
 
 /* FUZZ_JSON (1 or 0) picks the encoding: a macro the preprocessor can
  * test, which the enum is not. */
@@ -72,35 +73,6 @@ static void check_ok(const struct cm_request *req)
 }
 
 #if FUZZ_JSON
-/* The MessagePack twin of a JSON value, as a client of the other
- * subprotocol would send it. */
-static void pack_json(msgpack_packer *pk, const json_t *j)
-{
-    const char *k;
-    json_t *v;
-    size_t i;
-
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        msgpack_pack_map(pk, json_object_size(j));
-        json_object_foreach((json_t *)j, k, v) {
-            msgpack_pack_str_with_body(pk, k, strlen(k));
-            pack_json(pk, v);
-        }
-        break;
-    case JSON_ARRAY:
-        msgpack_pack_array(pk, json_array_size(j));
-        json_array_foreach(j, i, v) pack_json(pk, v);
-        break;
-    case JSON_STRING: msgpack_pack_str_with_body(pk, json_string_value(j), json_string_length(j)); break;
-    case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;
-    case JSON_REAL: msgpack_pack_double(pk, json_real_value(j)); break;
-    case JSON_TRUE: msgpack_pack_true(pk); break;
-    case JSON_FALSE: msgpack_pack_false(pk); break;
-    case JSON_NULL: msgpack_pack_nil(pk); break;
-    }
-}
-
 static int same_str(struct cm_str a, struct cm_str b)
 {
     return (a.p == NULL) == (b.p == NULL) && a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
@@ -112,7 +84,6 @@ static void check_twin(const char *buf, size_t size, enum cm_err e, const struct
 {
     json_t *j = json_loadb(buf, size, JSON_REJECT_DUPLICATES, NULL);
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     struct cm_request r2;
     char msg2[256];
     enum cm_err e2;
@@ -120,9 +91,7 @@ static void check_twin(const char *buf, size_t size, enum cm_err e, const struct
 
     if (j == NULL)
         return;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_json(&pk, j);
+    twin_pack_json(&sb, j);
     json_decref(j);
     e2 = cm_request_decode(CM_ENC_MSGPACK, sb.data, sb.size, FUZZ_MAX_TEXT, &r2, msg2, sizeof(msg2));
     FUZZ_ASSERT(e == e2);

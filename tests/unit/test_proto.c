@@ -4,40 +4,13 @@
 #include <string.h>
 
 #include "common/proto.h"
+#include "tests/support/twin.h"
 
 #define MAXTEXT 4096
 
 static enum cm_err dec_json(const char *s, struct cm_request *r, char *msg, size_t msglen)
 {
     return cm_request_decode(CM_ENC_JSON, s, strlen(s), MAXTEXT, r, msg, msglen);
-}
-
-/* Builds the MessagePack twin of a JSON request (bin stays impossible here). */
-static void pack_json(msgpack_packer *pk, const json_t *j)
-{
-    const char *k;
-    json_t *v;
-    size_t i;
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        msgpack_pack_map(pk, json_object_size(j));
-        json_object_foreach((json_t *)j, k, v)
-        {
-            msgpack_pack_str_with_body(pk, k, strlen(k));
-            pack_json(pk, v);
-        }
-        break;
-    case JSON_ARRAY:
-        msgpack_pack_array(pk, json_array_size(j));
-        json_array_foreach(j, i, v) pack_json(pk, v);
-        break;
-    case JSON_STRING: msgpack_pack_str_with_body(pk, json_string_value(j), json_string_length(j)); break;
-    case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;
-    case JSON_REAL: msgpack_pack_double(pk, json_real_value(j)); break;
-    case JSON_TRUE: msgpack_pack_true(pk); break;
-    case JSON_FALSE: msgpack_pack_false(pk); break;
-    case JSON_NULL: msgpack_pack_nil(pk); break;
-    }
 }
 
 /* Decodes s as JSON and as its MessagePack twin; both must agree. The
@@ -48,10 +21,7 @@ static enum cm_err dec_both(const char *s, struct cm_request *r, msgpack_sbuffer
     char msg2[256];
     json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
     cr_assert_not_null(j, "test input is not JSON: %s", s);
-    msgpack_packer pk;
-    msgpack_sbuffer_init(sb);
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    pack_json(&pk, j);
+    twin_pack_json(sb, j);
     json_decref(j);
 
     enum cm_err e1 = dec_json(s, r, msg, msglen);
