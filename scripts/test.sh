@@ -19,14 +19,15 @@
 # automake summary; it prints the logs of failing tests in full. It runs
 # every step it can and exits non-zero when anything failed.
 #
-# Environment: CHECK_JOBS (parallel test jobs, default 1), JOBS (build jobs,
+# Environment: CHECK_JOBS (parallel test jobs, default 2: the tests wait for
+# events, never for time, so two at once on 2 cores hold), JOBS (build jobs,
 # default 2), FUZZ_SECONDS, SKIP_SAN=1 / SKIP_FUZZ=1 / SKIP_DISTCHECK=1 to leave a step
 # out, SKIP_DEPS=1, SKIP_DEPLOY_CHECKS=1 / SKIP_BROWSER_CHECKS=1 (let those skip when a tool is
 # missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CHECK_JOBS=${CHECK_JOBS:-1}
+CHECK_JOBS=${CHECK_JOBS:-2}
 # The deployment checks (tests/deploy, the topology test) fail instead of
 # skipping when a validator is missing: a CI run must not pass on checks it
 # did not run. SKIP_DEPLOY_CHECKS=1 lets them skip.
@@ -183,7 +184,7 @@ if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
         rc=0
         # The Redis Cluster cases ran in build/ and build-san/; the tarball's
         # check leaves them out (skipped, and counted as such) to keep CI short.
-        CHATMI_IT_SKIP_CLUSTER=1 make -C "$ROOT/build" distcheck || rc=$?
+        CHATMI_IT_SKIP_CLUSTER=1 make -C "$ROOT/build" -j"$CHECK_JOBS" distcheck || rc=$?
         if [ "$rc" -ne 0 ]; then
             fail_step "distcheck (exit $rc)"
             TOTAL_FAIL=$((TOTAL_FAIL + 1))
