@@ -86,6 +86,7 @@ struct gw_cluster {
     int sharded;                       /* redis+cluster://; else one Redis, a map of one node */
     struct cm_slot_map map, next;      /* in use; read by the probe, applied from the loop */
     int have_map;
+    int apply_pending;                 /* next is set, apply_ev active */
     uint8_t map_link[CM_CLUSTER_NODES_MAX]; /* map.node[i] -> link id */
     struct gw_cnode *node[LINKS_MAX];  /* by link id */
 
@@ -344,7 +345,9 @@ static int sub_handle(struct gw_cnode *cn, const redisReply *r)
         request_refresh(ch);
         return 0;
     case GW_SSUB_EV_SUB_FAILED: {
-        size_t n = channels_lost(ch, cn->id, res.slot, 1);
+        /* One Redis groups all slots in one SUBSCRIBE: its refusal is
+         * every channel being subscribed on the link. */
+        size_t n = channels_lost(ch, cn->id, ch->redis.cluster->sharded ? res.slot : CM_SLOTS, 1);
         cm_info("redis_subscribe_refused", "Redis at %s refused to subscribe %zu channels in slot %u (%.*s)",
                 addr_text(&cn->addr, at), n, res.slot, (int)res.error_len, res.error);
         /* With backoff even while whole: a refusal that is not a slot move
@@ -364,6 +367,8 @@ static int sub_handle(struct gw_cnode *cn, const redisReply *r)
         return 0;
     case GW_SSUB_EV_MALFORMED:
     default:
+        if (failover_reply(ch, cn, r))
+            return -1; /* LOADING, say, to the PING: given up or the map read again */
         cm_warn("redis_bad_reply", "unexpected reply (type %d) on the subscription link to %s", r ? r->type : -1,
                 addr_text(&cn->addr, at));
         return -1;
@@ -590,6 +595,8 @@ static void node_close(struct gw_child *ch, struct gw_cnode *cn)
     int had_sub = cn->sub.c != NULL;
     sublink_close(cn);
     c->node[cn->id] = NULL;
+    if ((ac != NULL || had_sub) && !c->stopping)
+        gw_metric_add(ch->stats, GW_M_REDIS_RECONNECTS, 1);
     if (had_sub && !c->stopping)
         channels_lost(ch, cn->id, CM_SLOTS, 0);
     free(cn);
@@ -706,6 +713,7 @@ static void on_probe_reply(redisAsyncContext *ac, void *reply, void *priv)
         probe_try(ch);
         return;
     }
+    c->apply_pending = 1;
     event_active(c->apply_ev, 0, 0);
 }
 
@@ -764,6 +772,7 @@ static void use_single(struct gw_child *ch, const struct cm_redis_addr *node, co
     struct gw_cluster *c = ch->redis.cluster;
     cm_slot_map_single(&c->next, node);
     c->probe_addr = *from;
+    c->apply_pending = 1;
     event_active(c->apply_ev, 0, 0);
 }
 
@@ -802,14 +811,15 @@ static void on_sentinel_moved(void *arg, const struct cm_redis_addr *master, con
 {
     struct gw_child *ch = arg;
     struct gw_cluster *c = ch->redis.cluster;
-    if (c->have_map && c->map.nnodes == 1 && cm_redis_addr_eq(master, &c->map.node[0].addr))
-        return; /* what we already use */
     if (c->discovering) {
         c->hint = *master; /* see on_sentinel_found */
         c->hint_from = *from;
         c->have_hint = 1;
         return;
     }
+    const struct cm_slot_map *now = c->apply_pending ? &c->next : c->have_map ? &c->map : NULL;
+    if (now != NULL && now->nnodes == 1 && cm_redis_addr_eq(master, &now->node[0].addr))
+        return; /* what we use, or are about to */
     char at[CM_REDIS_ADDR_TEXT_MAX], by[CM_REDIS_ADDR_TEXT_MAX];
     cm_warn("redis_sentinel_switch", "sentinel %s: master %s is now at %s", addr_text(from, by),
             ch->cfg->redis.master, addr_text(master, at));
@@ -877,6 +887,7 @@ static void on_apply(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct gw_child *ch = arg;
     struct gw_cluster *c = ch->redis.cluster;
+    c->apply_pending = 0;
     int changed = !c->have_map || memcmp(c->map.owner, c->next.owner, sizeof(c->map.owner)) != 0 ||
                   c->map.nnodes != c->next.nnodes;
     for (size_t i = 0; !changed && i < c->map.nnodes; i++)
@@ -1111,7 +1122,8 @@ void gw_cluster_subscribe(struct gw_child *ch, const char *const *chans, const s
         uint8_t l = slot_link(c, slot);
         struct gw_cnode *cn = link_node(c, l);
         /* One Redis takes any channels in one SUBSCRIBE: one group. */
-        keys[i] = cn != NULL && cn->sub.up && !cn->give_up ? gw_ssub_key(l, c->sharded ? slot : 0) : UINT32_MAX;
+        /* Both links: the user's node-set SADD goes on the command link. */
+        keys[i] = cn != NULL && cn->was_up ? gw_ssub_key(l, c->sharded ? slot : 0) : UINT32_MAX;
     }
     size_t groups = gw_ssub_group(keys, n, order, starts);
     argv[0] = c->sharded ? "SSUBSCRIBE" : "SUBSCRIBE";

@@ -169,6 +169,58 @@ Test(acl, least_privilege_user_runs_the_chat)
               "anonymous access: %s", res);
 }
 
+/* A Redis whose ACL lets chatmi run every command but subscribe to no
+ * channel (a misconfigured user): the gateway logs the refusal with
+ * Redis's reason, keeps running and retries with backoff; the session
+ * gets its hello once an administrator grants the channels. */
+Test(acl, refused_subscribe_logged_and_retried)
+{
+    it_skip_in_cluster("ACL users on one Redis of its own");
+    char acl[PATH_MAX];
+    snprintf(acl, sizeof(acl), "%s/users.acl", it_dir());
+    FILE *out = fopen(acl, "w");
+    cr_assert_not_null(out, "cannot write %s", acl);
+    fprintf(out, "user default off\nuser admin on >%s ~* &* +@all\nuser chatmi on >%s ~* resetchannels +@all\n",
+            ADMIN_PW, CHATMI_PW);
+    fclose(out);
+    int port = it_free_port();
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    const char *rargv[] = {redis_server_bin(), "--port", portstr, "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", it_dir(), "--aclfile", acl, "--protected-mode", "no",
+                           NULL};
+    it_aux_start("redis-acl", rargv, NULL);
+    const char *admin[] = {"--user", "admin", "--pass", ADMIN_PW, "--no-auth-warning", NULL};
+    wait_redis(port, admin);
+
+    char url_file[PATH_MAX];
+    snprintf(url_file, sizeof(url_file), "%s/redis-url", it_dir());
+    FILE *uf = fopen(url_file, "w");
+    cr_assert_not_null(uf);
+    fprintf(uf, "redis://chatmi:%s@127.0.0.1:%d/0\n", CHATMI_PW, port);
+    fclose(uf);
+    const char *from_file[] = {"--redis-url-file", url_file, NULL};
+    struct it_gw_conf gc = {.redis_url = IT_OMIT, .extra = from_file};
+    it_gateway_start(&gc);
+    struct ws_connect_opts o = {.path = "/ws?user=alice", .timeout_ms = it_ms(10000)};
+    char err[256];
+    struct ws *a = ws_connect(it_port(), &o, NULL, err, sizeof(err));
+    cr_assert_not_null(a, "no WebSocket: %s", err);
+    cr_assert(it_gw_log_wait(0, "\"event\":\"redis_subscribe_refused\"", it_ms(15000)),
+              "the refused SUBSCRIBE was not logged");
+    cr_assert(it_gw_log_wait(0, "NOPERM", 0), "the log does not give Redis's reason");
+    cr_assert(!it_gw_log_wait(0, CHATMI_PW, 0), "the gateway logged the Redis password");
+
+    char res[512];
+    const char *grant[] = {"--user", "admin", "--pass", ADMIN_PW, "--no-auth-warning",
+                           "ACL", "SETUSER", "chatmi", "allchannels", NULL};
+    cr_assert_eq(it_redis_cli(port, grant, res, sizeof(res)), 0, "ACL SETUSER: %s", res);
+    json_t *hello = ws_wait_op(a, "hello", it_ms(20000));
+    cr_assert_not_null(hello, "no hello after the channels were granted");
+    json_decref(hello);
+    ws_free(a);
+}
+
 /* ---- TLS through a stunnel sidecar ----------------------------------------------------- */
 
 TestSuite(redis_tls, .init = it_begin, .fini = it_end, .timeout = 120);
