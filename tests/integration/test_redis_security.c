@@ -49,6 +49,33 @@ static void wait_redis(int port, const char *const *auth_args)
     cr_assert_fail("redis on port %d never answered PONG: %s", port, out);
 }
 
+/* Starts redis-server on a free port with the ACL file acl (an admin user
+ * with ADMIN_PW in it) and waits for it. Returns the port. */
+static int start_acl_redis(const char *acl)
+{
+    int port = it_free_port();
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    const char *rargv[] = {redis_server_bin(), "--port", portstr, "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", it_dir(), "--aclfile", acl, "--protected-mode", "no",
+                           NULL};
+    it_aux_start("redis-acl", rargv, NULL);
+    const char *admin[] = {"--user", "admin", "--pass", ADMIN_PW, "--no-auth-warning", NULL};
+    wait_redis(port, admin);
+    return port;
+}
+
+/* The chatmi user's URL in a file (for --redis-url-file), as the systemd
+ * and container examples do: a password never goes on a command line. */
+static void write_url_file(char *path, size_t pathlen, int port)
+{
+    snprintf(path, pathlen, "%s/redis-url", it_dir());
+    FILE *uf = fopen(path, "w");
+    cr_assert_not_null(uf, "cannot write %s", path);
+    fprintf(uf, "redis://chatmi:%s@127.0.0.1:%d/0\n", CHATMI_PW, port);
+    fclose(uf);
+}
+
 /* DM, its delivery, history, a room and presence: every kind of Redis work
  * a session causes (queue push, scripts, fan-out, pub/sub, sets). */
 static void chat_scenario(int port)
@@ -108,25 +135,10 @@ Test(acl, least_privilege_user_runs_the_chat)
     fprintf(out, "user default off\nuser admin on >%s ~* &* +@all\n", ADMIN_PW);
     fclose(out);
 
-    int port = it_free_port();
-    char portstr[16];
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    const char *rargv[] = {redis_server_bin(), "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly", "no", "--dir", it_dir(), "--aclfile", acl, "--protected-mode", "no",
-                           NULL};
-    it_aux_start("redis-acl", rargv, NULL);
-    const char *admin[] = {"--user", "admin", "--pass", ADMIN_PW, "--no-auth-warning", NULL};
-    wait_redis(port, admin);
+    int port = start_acl_redis(acl);
 
-    /* the URL with the password from a file (--redis-url-file), as the
-     * systemd and container examples do; never on a command line */
-    char url[256], url_file[PATH_MAX];
-    snprintf(url, sizeof(url), "redis://chatmi:%s@127.0.0.1:%d/0\n", CHATMI_PW, port);
-    snprintf(url_file, sizeof(url_file), "%s/redis-url", it_dir());
-    FILE *uf = fopen(url_file, "w");
-    cr_assert_not_null(uf);
-    fputs(url, uf);
-    fclose(uf);
+    char url_file[PATH_MAX];
+    write_url_file(url_file, sizeof(url_file), port);
     const char *from_file[] = {"--redis-url-file", url_file, NULL};
     struct it_gw_conf gc = {.redis_url = IT_OMIT, .extra = from_file};
     it_gateway_start(&gc);
@@ -183,22 +195,10 @@ Test(acl, refused_subscribe_logged_and_retried)
     fprintf(out, "user default off\nuser admin on >%s ~* &* +@all\nuser chatmi on >%s ~* resetchannels +@all\n",
             ADMIN_PW, CHATMI_PW);
     fclose(out);
-    int port = it_free_port();
-    char portstr[16];
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    const char *rargv[] = {redis_server_bin(), "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly", "no", "--dir", it_dir(), "--aclfile", acl, "--protected-mode", "no",
-                           NULL};
-    it_aux_start("redis-acl", rargv, NULL);
-    const char *admin[] = {"--user", "admin", "--pass", ADMIN_PW, "--no-auth-warning", NULL};
-    wait_redis(port, admin);
+    int port = start_acl_redis(acl);
 
     char url_file[PATH_MAX];
-    snprintf(url_file, sizeof(url_file), "%s/redis-url", it_dir());
-    FILE *uf = fopen(url_file, "w");
-    cr_assert_not_null(uf);
-    fprintf(uf, "redis://chatmi:%s@127.0.0.1:%d/0\n", CHATMI_PW, port);
-    fclose(uf);
+    write_url_file(url_file, sizeof(url_file), port);
     const char *from_file[] = {"--redis-url-file", url_file, NULL};
     struct it_gw_conf gc = {.redis_url = IT_OMIT, .extra = from_file};
     it_gateway_start(&gc);
