@@ -65,15 +65,21 @@ static int start_acl_redis(const char *acl)
     return port;
 }
 
-/* The chatmi user's URL in a file (for --redis-url-file), as the systemd
- * and container examples do: a password never goes on a command line. */
-static void write_url_file(char *path, size_t pathlen, int port)
+/* start_acl_redis, then the chatmi user's URL in a file (path) and a
+ * gateway reading it with --redis-url-file, as the systemd and container
+ * examples do: a password never goes on a command line. Returns the port. */
+static int start_acl_gateway(const char *acl, char *path, size_t pathlen)
 {
+    int port = start_acl_redis(acl);
     snprintf(path, pathlen, "%s/redis-url", it_dir());
     FILE *uf = fopen(path, "w");
     cr_assert_not_null(uf, "cannot write %s", path);
     fprintf(uf, "redis://chatmi:%s@127.0.0.1:%d/0\n", CHATMI_PW, port);
     fclose(uf);
+    const char *from_file[] = {"--redis-url-file", path, NULL};
+    struct it_gw_conf gc = {.redis_url = IT_OMIT, .extra = from_file};
+    it_gateway_start(&gc);
+    return port;
 }
 
 /* DM, its delivery, history, a room and presence: every kind of Redis work
@@ -135,13 +141,9 @@ Test(acl, least_privilege_user_runs_the_chat)
     fprintf(out, "user default off\nuser admin on >%s ~* &* +@all\n", ADMIN_PW);
     fclose(out);
 
-    int port = start_acl_redis(acl);
-
     char url_file[PATH_MAX];
-    write_url_file(url_file, sizeof(url_file), port);
+    int port = start_acl_gateway(acl, url_file, sizeof(url_file));
     const char *from_file[] = {"--redis-url-file", url_file, NULL};
-    struct it_gw_conf gc = {.redis_url = IT_OMIT, .extra = from_file};
-    it_gateway_start(&gc);
     struct it_worker_conf wc = {.redis_url = IT_OMIT, .extra = from_file};
     it_worker_start(&wc);
     chat_scenario(it_port());
@@ -195,13 +197,8 @@ Test(acl, refused_subscribe_logged_and_retried)
     fprintf(out, "user default off\nuser admin on >%s ~* &* +@all\nuser chatmi on >%s ~* resetchannels +@all\n",
             ADMIN_PW, CHATMI_PW);
     fclose(out);
-    int port = start_acl_redis(acl);
-
     char url_file[PATH_MAX];
-    write_url_file(url_file, sizeof(url_file), port);
-    const char *from_file[] = {"--redis-url-file", url_file, NULL};
-    struct it_gw_conf gc = {.redis_url = IT_OMIT, .extra = from_file};
-    it_gateway_start(&gc);
+    int port = start_acl_gateway(acl, url_file, sizeof(url_file));
     struct ws_connect_opts o = {.path = "/ws?user=alice", .timeout_ms = it_ms(10000)};
     char err[256];
     struct ws *a = ws_connect(it_port(), &o, NULL, err, sizeof(err));
